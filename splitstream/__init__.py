@@ -1,0 +1,1 @@
+"""SplitStream's shared contracts: every service imports these, and services never import each other."""

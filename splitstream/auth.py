@@ -1,0 +1,80 @@
+"""API keys: ``Authorization: Bearer <key>`` with three scopes.
+
+- ``admin``  changes experiments; it also holds the other two scopes.
+- ``ingest`` asks for assignments and sends events; meant to ship inside browsers and apps.
+- ``read``   reads results.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from enum import StrEnum
+
+from fastapi import Request
+
+from splitstream.errors import Forbidden, Unauthorized
+from splitstream.settings import CommonSettings
+
+
+class Scope(StrEnum):
+    ADMIN = "admin"
+    INGEST = "ingest"
+    READ = "read"
+
+
+_GRANTS: dict[Scope, frozenset[Scope]] = {
+    Scope.ADMIN: frozenset(Scope),
+    Scope.INGEST: frozenset({Scope.INGEST}),
+    Scope.READ: frozenset({Scope.READ}),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKeys:
+    by_scope: dict[Scope, str]
+
+    @classmethod
+    def from_settings(cls, settings: CommonSettings) -> ApiKeys:
+        configured = {
+            Scope.ADMIN: settings.admin_key,
+            Scope.INGEST: settings.ingest_key,
+            Scope.READ: settings.read_key,
+        }
+        missing = [scope.value for scope, key in configured.items() if key is None]
+        if missing:
+            raise ValueError(f"API keys not configured for scopes: {', '.join(missing)} "
+                             "(set SPLITSTREAM_ADMIN_KEY, SPLITSTREAM_INGEST_KEY, SPLITSTREAM_READ_KEY)")
+        return cls({scope: key.get_secret_value() for scope, key in configured.items() if key is not None})
+
+    def scopes_of(self, presented: str) -> frozenset[Scope]:
+        for scope, key in self.by_scope.items():
+            if hmac.compare_digest(key.encode(), presented.encode()):
+                return _GRANTS[scope]
+        return frozenset()
+
+
+def bearer_token(request: Request) -> str:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("missing API key: send 'Authorization: Bearer <key>'")
+    return token.strip()
+
+
+def require(scope: Scope) -> Callable[[Request], Awaitable[None]]:
+    """A FastAPI dependency that lets the request through only with a key holding ``scope``.
+
+    The keys are read from ``request.app.state.api_keys``, set by each service's ``create_app``.
+    """
+
+    async def check(request: Request) -> None:
+        keys: ApiKeys = request.app.state.api_keys
+        granted = keys.scopes_of(bearer_token(request))
+        if not granted:
+            raise Unauthorized("unknown API key")
+        if scope not in granted:
+            raise Forbidden(f"this API key lacks the '{scope.value}' scope")
+
+    return check

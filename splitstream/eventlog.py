@@ -1,0 +1,79 @@
+"""The writer side of the events topic: an idempotent producer with acks=all.
+
+``publish`` returns only once the broker has acknowledged every record, so a caller may promise durability.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+
+from splitstream.errors import DependencyUnavailable
+from splitstream.events import Exposure, TrackEvent, encode, partition_key
+
+
+class EventLog:
+    def __init__(self, bootstrap_servers: str, topic: str, *, request_timeout_ms: int = 15_000) -> None:
+        self.topic = topic
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=bootstrap_servers,
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=2,
+            request_timeout_ms=request_timeout_ms,
+            client_id="splitstream",
+        )
+        self._started = False
+
+    async def start(self) -> None:
+        await self._producer.start()
+        self._started = True
+
+    async def stop(self) -> None:
+        if self._started:
+            await self._producer.stop()
+            self._started = False
+
+    async def publish(self, events: Sequence[Exposure | TrackEvent]) -> None:
+        if not self._started:
+            raise DependencyUnavailable("kafka: producer not connected")
+        try:
+            pending = [
+                await self._producer.send(self.topic, encode(event), key=partition_key(event))
+                for event in events
+            ]
+            await asyncio.gather(*pending)
+        except KafkaError as error:
+            raise DependencyUnavailable(f"kafka: events not acknowledged ({error!r})") from error
+
+    async def check(self) -> None:
+        """Raise unless the broker answers a metadata request for our topic."""
+        if not self._started:
+            raise DependencyUnavailable("kafka: producer not connected")
+        try:
+            partitions = await asyncio.wait_for(self._producer.partitions_for(self.topic), timeout=5)
+        except (KafkaError, TimeoutError) as error:
+            raise DependencyUnavailable(f"kafka: {error!r}") from error
+        if not partitions:
+            raise DependencyUnavailable(f"kafka: topic {self.topic} has no partitions")
+
+
+async def ensure_topic(bootstrap_servers: str, topic: str, partitions: int) -> bool:
+    """Create the topic if it does not exist; True if this call created it."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="splitstream-admin")
+    await admin.start()
+    try:
+        existing = await admin.list_topics()
+        if topic in existing:
+            return False
+        try:
+            await admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)])
+        except TopicAlreadyExistsError:
+            return False
+        return True
+    finally:
+        await admin.close()

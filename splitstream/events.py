@@ -1,0 +1,78 @@
+"""The event schema: what frontends send, what travels through Kafka, what the consumer folds.
+
+On Kafka every event is one record on the events topic, keyed by ``user_id`` so that one user's events stay
+in order on one partition, with the JSON encoding of the model as value.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, field_validator
+
+from splitstream.experiment import EventName, Key
+
+EventId = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[\x21-\x7e]+$")]
+UserId = Annotated[str, StringConstraints(min_length=1, max_length=256, pattern=r"^[^\x00-\x1f]+$")]
+
+
+class _BaseEvent(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    event_id: EventId
+    user_id: UserId
+    timestamp: datetime
+
+    @field_validator("timestamp")
+    @classmethod
+    def _aware_utc(cls, value: datetime) -> datetime:
+        # A naive timestamp is read as UTC rather than the server's local zone.
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+    @property
+    def timestamp_ms(self) -> int:
+        return int(self.timestamp.timestamp() * 1000)
+
+
+class Exposure(_BaseEvent):
+    """The user saw ``variant`` of ``experiment``; only events after the first exposure count."""
+
+    type: Literal["exposure"]
+    experiment: Key
+    variant: Key
+
+
+class TrackEvent(_BaseEvent):
+    """Something the user did: a conversion (no value) or a valued event such as revenue."""
+
+    type: Literal["event"]
+    name: EventName
+    value: float | None = None
+
+    @field_validator("value")
+    @classmethod
+    def _finite(cls, value: float | None) -> float | None:
+        if value is not None and not math.isfinite(value):
+            raise ValueError("value must be a finite number")
+        return value
+
+
+Event = Annotated[Exposure | TrackEvent, Field(discriminator="type")]
+event_adapter: TypeAdapter[Exposure | TrackEvent] = TypeAdapter(Event)
+
+
+def encode(event: Exposure | TrackEvent) -> bytes:
+    return orjson.dumps(event.model_dump(mode="json"))
+
+
+def decode(payload: bytes) -> Exposure | TrackEvent:
+    return event_adapter.validate_json(payload)
+
+
+def partition_key(event: Exposure | TrackEvent) -> bytes:
+    return event.user_id.encode()

@@ -1,0 +1,59 @@
+"""Where shared state lives: the Redis key layout and the Kafka topic, written by one service, read by another.
+
+Redis (one logical database, every key under ``prefix``):
+- ``{p}:experiments``                 set of experiment keys
+- ``{p}:exp:{key}``                   the experiment definition as JSON
+- ``{p}:event-metrics:{event}``       set of ``experiment|metric|type`` entries fed by that event name
+- ``{p}:exp:{key}:v:{variant}``       hash of the variant's sufficient statistics: ``users``,
+                                      ``{metric}:sum``, ``{metric}:sumsq``
+- ``{p}:exp:{key}:u:{user}``          hash of one exposed user: ``variant``, ``ts`` (first exposure, epoch ms),
+                                      ``m:{metric}`` (the user's running total)
+- ``{p}:user:{user}:pending``         recent events of the user, replayed when a later exposure arrives
+- ``{p}:seen:{event_id}``             marks an event as applied, so a redelivered event is not counted twice
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DEFAULT_EVENTS_TOPIC = "splitstream.events"
+METRIC_INDEX_SEPARATOR = "|"
+
+
+@dataclass(frozen=True, slots=True)
+class RedisKeys:
+    prefix: str = "ss"
+
+    @property
+    def experiments(self) -> str:
+        return f"{self.prefix}:experiments"
+
+    def experiment(self, key: str) -> str:
+        return f"{self.prefix}:exp:{key}"
+
+    def event_metrics(self, event: str) -> str:
+        return f"{self.prefix}:event-metrics:{event}"
+
+    def variant_stats(self, experiment: str, variant: str) -> str:
+        return f"{self.prefix}:exp:{experiment}:v:{variant}"
+
+    def exposed_user(self, experiment: str, user_id: str) -> str:
+        return f"{self.prefix}:exp:{experiment}:u:{user_id}"
+
+    def pending(self, user_id: str) -> str:
+        return f"{self.prefix}:user:{user_id}:pending"
+
+    def seen(self, event_id: str) -> str:
+        return f"{self.prefix}:seen:{event_id}"
+
+
+def metric_index_entry(experiment: str, metric: str, metric_type: str) -> str:
+    return METRIC_INDEX_SEPARATOR.join((experiment, metric, metric_type))
+
+
+def sum_field(metric: str) -> str:
+    return f"{metric}:sum"
+
+
+def sum_squares_field(metric: str) -> str:
+    return f"{metric}:sumsq"
