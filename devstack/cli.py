@@ -1,0 +1,131 @@
+"""`python -m devstack up|down|status|demo|test`: what the Makefile targets call."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from devstack import demo as demo_module
+from devstack import stack
+from devstack.config import PROJECT_ROOT, StackConfig, dev_config, test_config
+from devstack.errors import StackError
+from devstack.kafka import broker_process
+from devstack.redis_server import server_process
+from devstack.services import SERVICES, process_of
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Run SplitStream's local stack.")
+console = Console()
+
+# The test stack's services get the keys tests/conftest.py uses, so tests can call them.
+TEST_API_KEYS = {
+    "SPLITSTREAM_ADMIN_KEY": "test-admin-key",
+    "SPLITSTREAM_INGEST_KEY": "test-ingest-key",
+    "SPLITSTREAM_READ_KEY": "test-read-key",
+}
+
+
+def _say(line: str) -> None:
+    console.print(line, highlight=False)
+
+
+def _up(config: StackConfig) -> stack.StackInfo:
+    try:
+        return stack.up(config, say=_say)
+    except StackError as error:
+        console.print(f"[red]could not start the {config.profile} stack:[/red] {error}")
+        raise typer.Exit(1) from error
+
+
+def _stop_hint(config: StackConfig) -> str:
+    return "make down" if config.profile == "dev" else "python -m devstack down --test"
+
+
+@app.command()
+def up() -> None:
+    """Start Kafka, Redis and the services (idempotent)."""
+    config = dev_config()
+    began = time.monotonic()
+    info = _up(config)
+    _say(f"stack up in {time.monotonic() - began:.1f}s (kafka {info.timings['kafka']:.1f}s); "
+         f"logs in {config.log_dir}; stop with `{_stop_hint(config)}`")
+
+
+@app.command()
+def down(test: Annotated[bool, typer.Option(help="Stop the test stack instead.")] = False) -> None:
+    """Stop what `up` started: services, then Kafka, then Redis."""
+    stack.down(test_config() if test else dev_config(), say=_say)
+
+
+@app.command()
+def status() -> None:
+    """Show which parts of the dev stack are running."""
+    config = dev_config()
+    processes = [server_process(config), broker_process(config), *(process_of(config, s) for s in SERVICES)]
+    for process in processes:
+        pid = process.pid()
+        _say(f"{process.name:<11} {'running (pid ' + str(pid) + ')' if pid else 'stopped'}")
+
+
+@app.command("demo")
+def run_demo(
+    users: Annotated[int, typer.Option(min=1000, help="Simulated users.")] = 20_000,
+    seed: Annotated[int, typer.Option(help="Seed of the simulated behaviour.")] = 7,
+) -> None:
+    """Start the stack, run a simulated title test through the HTTP APIs and print the analyzer's readout."""
+    config = dev_config()
+    began = time.monotonic()
+    info = _up(config)
+    _say(f"stack ready in {time.monotonic() - began:.1f}s (kafka {info.timings['kafka']:.1f}s)\n")
+    demo_module.run(config, info.keys, demo_module.DemoPlan(users=users, seed=seed), console)
+    _say(f"\ndemo finished {time.monotonic() - began:.1f}s after start. The stack keeps running: "
+         f"assignment {config.service_url('assignment')}, collector {config.service_url('collector')}, "
+         f"analyzer {config.service_url('analyzer')}; keys in {config.run_dir / 'api-keys.env'}. "
+         f"Stop it with `make down`.")
+
+
+def _run_step(name: str, argv: list[str], env: dict[str, str]) -> int:
+    _say(f"\n[bold]== {name}[/bold]: {' '.join(argv[2:])}")
+    began = time.monotonic()
+    code = subprocess.run(argv, cwd=PROJECT_ROOT, env=env, check=False).returncode
+    _say(f"== {name} exited {code} after {time.monotonic() - began:.1f}s")
+    return code
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def test(context: typer.Context) -> None:
+    """Start a private stack (own ports and data), run ruff, mypy and pytest, stop it. Extra args go to pytest."""
+    config = test_config()
+    began = time.monotonic()
+    os.environ.update(TEST_API_KEYS)
+    stack.down(config, say=lambda _: None)  # leftovers of an interrupted run
+    try:
+        info = _up(config)
+        _say(f"test stack ready in {time.monotonic() - began:.1f}s (kafka {info.timings['kafka']:.1f}s)")
+        env = {
+            **os.environ,
+            "SPLITSTREAM_KAFKA_BOOTSTRAP_SERVERS": config.kafka_bootstrap,
+            "SPLITSTREAM_REDIS_URL": info.redis_url,
+            "SPLITSTREAM_TEST_ASSIGNMENT_URL": config.service_url("assignment"),
+            "SPLITSTREAM_TEST_COLLECTOR_URL": config.service_url("collector"),
+            "SPLITSTREAM_TEST_ANALYZER_URL": config.service_url("analyzer"),
+            "SPLITSTREAM_TEST_EVENTS_TOPIC": config.topic,
+        }
+        python = sys.executable
+        ruff = _run_step("ruff", [python, "-m", "ruff", "check", "."], env)
+        mypy = _run_step("mypy", [python, "-m", "mypy"], env)
+        pytest = _run_step("pytest", [python, "-m", "pytest", *context.args], env)
+    finally:
+        stack.down(config, say=_say)
+    _say(f"\nmake test took {time.monotonic() - began:.1f}s: ruff {ruff}, mypy {mypy}, pytest {pytest}")
+    # pytest's status decides, but a lint or type failure must not pass silently either.
+    raise typer.Exit(pytest if pytest != 0 else int(ruff != 0 or mypy != 0))
+
+
+def main() -> None:
+    app()

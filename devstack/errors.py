@@ -1,0 +1,2 @@
+class StackError(RuntimeError):
+    """The local stack cannot start; the message says what to do about it."""
