@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -18,6 +19,8 @@ from devstack.errors import StackError
 from devstack.kafka import broker_process
 from devstack.redis_server import server_process
 from devstack.services import SERVICES, process_of
+from splitstream.eventlog import ensure_topic
+from splitstream.settings import CommonSettings
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Run SplitStream's local stack.")
 console = Console()
@@ -125,6 +128,16 @@ def test(context: typer.Context) -> None:
     _say(f"\nmake test took {time.monotonic() - began:.1f}s: ruff {ruff}, mypy {mypy}, pytest {pytest}")
     # pytest's status decides, but a lint or type failure must not pass silently either.
     raise typer.Exit(pytest if pytest != 0 else int(ruff != 0 or mypy != 0))
+
+
+@app.command()
+def topics(
+    partitions: Annotated[int, typer.Option(envvar="SPLITSTREAM_PARTITIONS", min=1)] = 4,
+) -> None:
+    """Create the events topic on the broker the SPLITSTREAM_* settings name (used by docker-compose)."""
+    settings = CommonSettings()
+    created = asyncio.run(ensure_topic(settings.kafka_bootstrap_servers, settings.events_topic, partitions))
+    _say(f"topic {settings.events_topic}: {'created' if created else 'exists'}")
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""``/healthz`` (the process is alive) and ``/readyz`` (every dependency answers), the same in every service."""
+"""``/healthz`` (alive), ``/readyz`` (every dependency answers) and ``/metrics`` (Prometheus), in every service."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
@@ -46,5 +47,9 @@ def health_router(checks_of: Callable[[Request], Mapping[str, Check]]) -> APIRou
                 {"status": "unavailable", "failing": failing, "dependencies": results}, status_code=503
             )
         return JSONResponse({"status": "ready", "dependencies": results})
+
+    @router.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     return router

@@ -1,0 +1,49 @@
+from datetime import UTC, datetime
+
+import pytest
+from pydantic import ValidationError
+
+from splitstream.events import Exposure, TrackEvent, decode, encode, event_adapter
+
+
+def test_round_trip_through_the_kafka_encoding() -> None:
+    event = event_adapter.validate_python(
+        {"type": "event", "event_id": "e1", "user_id": "u1", "name": "purchase", "value": 12.5,
+         "timestamp": "2026-11-23T10:00:00+01:00"}
+    )
+    assert isinstance(event, TrackEvent)
+    assert event.timestamp == datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+    assert decode(encode(event)) == event
+
+
+def test_naive_timestamps_are_utc() -> None:
+    event = event_adapter.validate_python(
+        {"type": "exposure", "event_id": "e2", "user_id": "u1", "experiment": "exp", "variant": "control",
+         "timestamp": "2026-11-23T10:00:00"}
+    )
+    assert isinstance(event, Exposure)
+    assert event.timestamp_ms == int(datetime(2026, 11, 23, 10, tzinfo=UTC).timestamp() * 1000)
+
+
+@pytest.mark.parametrize(
+    ("patch", "field"),
+    [
+        ({"value": float("nan")}, "value"),
+        ({"value": "abc"}, "value"),
+        ({"user_id": ""}, "user_id"),
+        ({"event_id": "has space"}, "event_id"),
+        ({"name": "bad name!"}, "name"),
+        ({"timestamp": "yesterday"}, "timestamp"),
+        ({"extra": 1}, "extra"),
+    ],
+)
+def test_invalid_fields_are_named(patch: dict[str, object], field: str) -> None:
+    raw = {"type": "event", "event_id": "e3", "user_id": "u1", "name": "click", "timestamp": "2026-11-23T10:00:00Z"}
+    with pytest.raises(ValidationError) as caught:
+        event_adapter.validate_python(raw | patch)
+    assert any(field in [str(part) for part in error["loc"]] for error in caught.value.errors())
+
+
+def test_unknown_type_is_rejected() -> None:
+    with pytest.raises(ValidationError):
+        event_adapter.validate_python({"type": "pageview", "event_id": "e", "user_id": "u", "timestamp": 0})
