@@ -34,9 +34,9 @@ class EventLog:
         self._started = True
 
     async def stop(self) -> None:
-        if self._started:
-            await self._producer.stop()
-            self._started = False
+        # Also after a failed start: aiokafka warns about an unclosed producer otherwise.
+        await self._producer.stop()
+        self._started = False
 
     async def publish(self, events: Sequence[Exposure | TrackEvent]) -> None:
         if not self._started:

@@ -10,6 +10,7 @@ Redis (one logical database, every key under ``prefix``):
                                       ``m:{metric}`` (the user's running total)
 - ``{p}:user:{user}:pending``         recent events of the user, replayed when a later exposure arrives
 - ``{p}:seen:{event_id}``             marks an event as applied, so a redelivered event is not counted twice
+- ``{p}:stats:{counter}``             the consumer's counters: applied, duplicates, orphan_exposures, poison, ...
 """
 
 from __future__ import annotations
@@ -45,6 +46,9 @@ class RedisKeys:
 
     def seen(self, event_id: str) -> str:
         return f"{self.prefix}:seen:{event_id}"
+
+    def stats(self, counter: str) -> str:
+        return f"{self.prefix}:stats:{counter}"
 
 
 def metric_index_entry(experiment: str, metric: str, metric_type: str) -> str:

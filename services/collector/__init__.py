@@ -1,0 +1,1 @@
+"""The collector: HTTP ingest of exposures and events into Kafka, and the consumer that folds them into Redis."""

@@ -1,0 +1,67 @@
+"""The collector's HTTP app: ``uvicorn --factory services.collector.app:create_app``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from functools import partial
+from typing import TypedDict
+
+from fastapi import FastAPI, Request
+from redis.asyncio import Redis
+
+from services.collector.adapters.kafka import connect_event_log
+from services.collector.config import CollectorSettings
+from services.collector.routes import router
+from services.collector.service import IngestService
+from splitstream.auth import ApiKeys
+from splitstream.errors import install_error_handlers
+from splitstream.eventlog import EventLog
+from splitstream.health import Check, check_redis, health_router
+
+
+class CollectorState(TypedDict):
+    redis: Redis
+    event_log: EventLog
+    ingest: IngestService
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[CollectorState]:
+    settings: CollectorSettings = app.state.settings
+    redis = Redis.from_url(settings.redis_url)
+    event_log = EventLog(settings.kafka_bootstrap_servers, settings.events_topic)
+    connecting = await connect_event_log(event_log)
+    ingest = IngestService(
+        event_log,
+        max_batch_events=settings.max_batch_events,
+        max_future_skew=timedelta(seconds=settings.max_future_skew_seconds),
+    )
+    try:
+        yield {"redis": redis, "event_log": event_log, "ingest": ingest}
+    finally:
+        if connecting is not None:
+            connecting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await connecting
+        await event_log.stop()
+        await redis.aclose()
+
+
+def _dependency_checks(request: Request) -> Mapping[str, Check]:
+    event_log: EventLog = request.state.event_log
+    return {"kafka": event_log.check, "redis": partial(check_redis, request.state.redis)}
+
+
+def create_app(settings: CollectorSettings | None = None) -> FastAPI:
+    settings = settings or CollectorSettings()
+    app = FastAPI(title="SplitStream collector", version="0.1.0", lifespan=lifespan)
+    app.state.settings = settings
+    app.state.api_keys = ApiKeys.from_settings(settings)
+    install_error_handlers(app)
+    app.include_router(router)
+    app.include_router(health_router(_dependency_checks))
+    return app

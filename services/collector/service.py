@@ -1,0 +1,116 @@
+"""Ingest: check a batch event by event, publish the valid ones, answer only once Kafka has acknowledged them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+import orjson
+from pydantic import ValidationError
+
+from splitstream.errors import FieldError, InvalidRequest, PayloadTooLarge
+from splitstream.events import Exposure, TrackEvent, event_adapter
+
+Event = Exposure | TrackEvent
+
+
+class EventPublisher(Protocol):
+    async def publish(self, events: Sequence[Event]) -> None:
+        """Return only once every event is durable; raise ``DependencyUnavailable`` otherwise."""
+
+
+@dataclass(frozen=True, slots=True)
+class RejectedEvent:
+    index: int
+    field: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class CheckedBatch:
+    valid: list[Event]
+    rejected: list[RejectedEvent]
+
+
+@dataclass(frozen=True, slots=True)
+class IngestResult:
+    accepted: int
+    rejected: list[RejectedEvent]
+
+
+def parse_batch(body: bytes, max_events: int) -> list[Any]:
+    """The raw items of ``{"events": [...]}``; errors that concern the whole batch reject it."""
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError as error:
+        raise InvalidRequest("the body is not valid JSON", [FieldError("body", str(error))]) from error
+    if not isinstance(document, dict):
+        raise InvalidRequest("the body must be a JSON object", [FieldError("body", 'expected {"events": [...]}')])
+    unknown = sorted(set(document) - {"events"})
+    if unknown:
+        raise InvalidRequest("unknown fields in the body", [FieldError(name, "unknown field") for name in unknown])
+    if "events" not in document:
+        raise InvalidRequest("no events", [FieldError("events", "field required")])
+    items = document["events"]
+    if not isinstance(items, list):
+        raise InvalidRequest("events must be a list", [FieldError("events", "must be a list of events")])
+    if not items:
+        raise InvalidRequest("no events", [FieldError("events", "must hold at least one event")])
+    if len(items) > max_events:
+        raise PayloadTooLarge(
+            "too many events in one batch",
+            [FieldError("events", f"holds {len(items)} events; at most {max_events} per request")],
+        )
+    return items
+
+
+def _event_field(error_type: str, location: tuple[int | str, ...]) -> str:
+    """The event's own field at fault: pydantic puts the discriminator's value first in a tagged union's paths."""
+    if error_type.startswith("union_tag"):
+        return "type"
+    return ".".join(str(part) for part in location[1:])
+
+
+def check_events(items: list[Any], now: datetime, max_future_skew: timedelta) -> CheckedBatch:
+    """Validate each item on its own, so that one bad event does not cost the batch its good ones."""
+    valid: list[Event] = []
+    rejected: list[RejectedEvent] = []
+    latest_allowed = now + max_future_skew
+    for index, item in enumerate(items):
+        prefix = f"events.{index}"
+        try:
+            event = event_adapter.validate_python(item)
+        except ValidationError as error:
+            for detail in error.errors():
+                field = _event_field(detail["type"], tuple(detail["loc"]))
+                rejected.append(RejectedEvent(index, f"{prefix}.{field}" if field else prefix, detail["msg"]))
+            continue
+        if event.timestamp > latest_allowed:
+            reason = f"timestamp is more than {max_future_skew.total_seconds():.0f} seconds in the future"
+            rejected.append(RejectedEvent(index, f"{prefix}.timestamp", reason))
+            continue
+        valid.append(event)
+    return CheckedBatch(valid, rejected)
+
+
+class IngestService:
+    def __init__(
+        self, publisher: EventPublisher, *, max_batch_events: int, max_future_skew: timedelta,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._publisher = publisher
+        self._max_batch_events = max_batch_events
+        self._max_future_skew = max_future_skew
+        self._clock = clock
+
+    async def ingest(self, body: bytes) -> IngestResult:
+        """Publish the batch's valid events; returning means Kafka acknowledged all of them."""
+        batch = check_events(parse_batch(body, self._max_batch_events), self._clock(), self._max_future_skew)
+        if not batch.valid:
+            raise InvalidRequest(
+                "no event in the batch is valid", [FieldError(r.field, r.reason) for r in batch.rejected]
+            )
+        await self._publisher.publish(batch.valid)
+        return IngestResult(accepted=len(batch.valid), rejected=batch.rejected)

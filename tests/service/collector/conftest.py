@@ -1,0 +1,145 @@
+"""Fixtures of the collector's service tests: an isolated topic and Redis prefix per test, the app, the consumer."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaConsumer
+from aiokafka.structs import ConsumerRecord
+from asgi_lifespan import LifespanManager
+from redis.asyncio import Redis
+
+from services.collector.adapters.fold import read_stats
+from services.collector.aggregator import Aggregator
+from services.collector.app import create_app
+from services.collector.config import CollectorSettings
+from splitstream.eventlog import EventLog, ensure_topic
+from splitstream.experiment import Experiment, ExperimentStatus, Metric, MetricType, Variant
+from splitstream.registry import ExperimentRegistry
+
+EXPERIMENT = "checkout-button"
+VARIANTS = ("control", "treatment")
+
+
+@pytest.fixture
+async def settings(common_settings: dict[str, str]) -> CollectorSettings:
+    created = CollectorSettings(**common_settings)  # type: ignore[arg-type]
+    await ensure_topic(created.kafka_bootstrap_servers, created.events_topic, partitions=4)
+    return created
+
+
+@pytest.fixture
+async def redis(settings: CollectorSettings) -> AsyncIterator[Redis]:
+    client = Redis.from_url(settings.redis_url)
+    yield client
+    stale = [key async for key in client.scan_iter(match=f"{settings.redis_prefix}:*", count=1000)]
+    if stale:
+        await client.delete(*stale)
+    await client.aclose()
+
+
+@pytest.fixture
+async def client(settings: CollectorSettings) -> AsyncIterator[httpx.AsyncClient]:
+    async with LifespanManager(create_app(settings)) as manager:
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://collector") as http:
+            yield http
+
+
+@pytest.fixture
+async def event_log(settings: CollectorSettings) -> AsyncIterator[EventLog]:
+    log = EventLog(settings.kafka_bootstrap_servers, settings.events_topic)
+    await log.start()
+    yield log
+    await log.stop()
+
+
+@pytest.fixture
+async def experiment(redis: Redis, settings: CollectorSettings) -> Experiment:
+    """Two variants; the event "purchase" feeds a conversion metric and a revenue (mean) metric."""
+    created = Experiment(
+        key=EXPERIMENT,
+        variants=[Variant(key=key, weight=1) for key in VARIANTS],
+        metrics=[
+            Metric(key="converted", type=MetricType.BINOMIAL, event="purchase"),
+            Metric(key="revenue", type=MetricType.MEAN, event="purchase"),
+        ],
+        status=ExperimentStatus.RUNNING,
+        salt="salt",
+        created_at=datetime.now(UTC),
+    )
+    assert await ExperimentRegistry(redis, settings.redis_keys).create(created)
+    return created
+
+
+@dataclass
+class RunningAggregator:
+    aggregator: Aggregator
+    task: asyncio.Task[None]
+
+    async def stop(self) -> None:
+        """Ask it to stop and wait until it has (which fails the test if it does not, or if it crashed)."""
+        self.aggregator.stop()
+        await asyncio.wait_for(self.task, timeout=15)
+
+
+RunAggregator = Callable[[CollectorSettings], Awaitable[RunningAggregator]]
+
+
+@pytest.fixture
+async def run_aggregator(redis: Redis) -> AsyncIterator[RunAggregator]:
+    """Starts aggregators in the background; each is stopped (and must stop cleanly) at teardown at the latest."""
+    running: list[RunningAggregator] = []
+
+    async def start(settings: CollectorSettings) -> RunningAggregator:
+        aggregator = Aggregator(settings, redis, poll_timeout_ms=100, retry_seconds=0.2)
+        running.append(RunningAggregator(aggregator, asyncio.create_task(aggregator.run_until_stopped())))
+        return running[-1]
+
+    yield start
+    for handle in running:
+        await handle.stop()
+
+
+async def wait_for_stats(
+    redis: Redis, settings: CollectorSettings, done: Callable[[dict[str, int]], bool], within: float = 20.0
+) -> dict[str, int]:
+    """Poll the consumer's counters until ``done`` holds; fail with the last values after ``within`` seconds."""
+    deadline = time.monotonic() + within
+    while True:
+        stats = await read_stats(redis, settings.redis_keys)
+        if done(stats):
+            return stats
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the consumer did not get there within {within}s; counters: {stats}")
+        await asyncio.sleep(0.05)
+
+
+def records_seen(count: int) -> Callable[[dict[str, int]], bool]:
+    """Every one of ``count`` published records was read: applied, skipped as duplicate, or counted as poison."""
+    return lambda stats: stats["applied"] + stats["duplicates"] + stats["poison"] >= count
+
+
+async def read_topic(settings: CollectorSettings, count: int, within: float = 20.0) -> list[ConsumerRecord]:
+    """The topic's first ``count`` records, read without a consumer group (nothing is committed)."""
+    consumer = AIOKafkaConsumer(
+        settings.events_topic, bootstrap_servers=settings.kafka_bootstrap_servers, auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    records: list[ConsumerRecord] = []
+    deadline = time.monotonic() + within
+    try:
+        while len(records) < count and time.monotonic() < deadline:
+            batches = await consumer.getmany(timeout_ms=200)
+            records.extend(record for partition in batches.values() for record in partition)
+    finally:
+        await consumer.stop()
+    assert len(records) >= count, f"only {len(records)} of {count} records on {settings.events_topic}"
+    return records

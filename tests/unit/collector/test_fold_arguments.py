@@ -1,0 +1,51 @@
+"""How events are flattened into the fold script's arguments, and the consumer's settings."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+
+import pytest
+
+from services.collector.adapters.fold import script_fields
+from services.collector.config import CollectorSettings
+from splitstream.events import Exposure, TrackEvent
+
+AT = datetime(2024, 5, 1, 12, 0, 0, 123000, tzinfo=UTC)
+
+
+def test_an_exposure_carries_its_experiment_variant_and_epoch_milliseconds() -> None:
+    event = Exposure(type="exposure", event_id="e1", user_id="u:1", experiment="exp", variant="b", timestamp=AT)
+
+    assert script_fields(event) == ("exposure", "e1", "u:1", "exp", "b", "1714564800123")
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [(None, ""), (2.0, "2.0"), (0.1, "0.1"), (1e-7, "1e-07"), (-123456.789012345, "-123456.789012345")],
+)
+def test_an_event_value_keeps_every_digit(value: float | None, text: str) -> None:
+    event = TrackEvent(type="event", event_id="e1", user_id="u1", name="buy", value=value, timestamp=AT)
+
+    fields = script_fields(event)
+
+    assert fields == ("event", "e1", "u1", "buy", text, "1714564800123")
+    assert value is None or float(fields[4]) == value
+
+
+def test_consumer_settings_default_to_the_documented_values_and_read_the_collector_prefix(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in [n for n in os.environ if n.startswith("SPLITSTREAM_COLLECTOR_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("SPLITSTREAM_COLLECTOR_CONSUMER_BATCH_MAX", "50")
+    monkeypatch.setenv("SPLITSTREAM_REDIS_PREFIX", "shared")
+
+    settings = CollectorSettings()
+
+    assert settings.consumer_batch_max == 50
+    assert settings.redis_prefix == "shared"
+    assert (settings.port, settings.max_batch_events, settings.max_future_skew_seconds) == (8002, 1000, 86400)
+    assert settings.consumer_group == "splitstream-aggregator"
+    assert settings.dedup_ttl_seconds == settings.pending_ttl_seconds == 7 * 86400
+    assert settings.pending_max_events == 200

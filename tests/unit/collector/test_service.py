@@ -1,0 +1,132 @@
+"""Batch parsing and per-event validation of the ingest service, with an in-memory publisher."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+import pytest
+
+from services.collector.service import Event, IngestService, RejectedEvent, check_events, parse_batch
+from splitstream.errors import DependencyUnavailable, InvalidRequest, PayloadTooLarge
+
+NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+SKEW = timedelta(days=1)
+
+
+def purchase(index: int = 0, **changes: Any) -> dict[str, Any]:
+    return {"type": "event", "event_id": f"e{index}", "user_id": "u1", "name": "purchase",
+            "timestamp": "2024-05-01T11:00:00Z", **changes}
+
+
+class RecordingPublisher:
+    def __init__(self, failure: Exception | None = None) -> None:
+        self.published: list[Event] = []
+        self._failure = failure
+
+    async def publish(self, events: Sequence[Event]) -> None:
+        if self._failure is not None:
+            raise self._failure
+        self.published.extend(events)
+
+
+def service(publisher: RecordingPublisher, max_batch_events: int = 10) -> IngestService:
+    return IngestService(publisher, max_batch_events=max_batch_events, max_future_skew=SKEW, clock=lambda: NOW)
+
+
+@pytest.mark.parametrize(
+    ("body", "error", "field"),
+    [
+        (b"", InvalidRequest, "body"),
+        (b'{"events": [1,', InvalidRequest, "body"),
+        (b"NaN", InvalidRequest, "body"),
+        (b'"events"', InvalidRequest, "body"),
+        (b"{}", InvalidRequest, "events"),
+        (b'{"events": null}', InvalidRequest, "events"),
+        (b'{"events": "e1"}', InvalidRequest, "events"),
+        (b'{"events": []}', InvalidRequest, "events"),
+        (b'{"events": [{}], "batch": 1}', InvalidRequest, "batch"),
+        (b'{"events": [1, 2, 3, 4]}', PayloadTooLarge, "events"),
+    ],
+)
+def test_batch_level_problems_refuse_the_whole_body(body: bytes, error: type[Exception], field: str) -> None:
+    with pytest.raises(error) as raised:
+        parse_batch(body, max_events=3)
+
+    assert isinstance(raised.value, InvalidRequest | PayloadTooLarge)
+    assert [f.field for f in raised.value.fields] == [field]
+
+
+def test_a_batch_at_the_size_limit_is_parsed() -> None:
+    assert parse_batch(orjson.dumps({"events": [1, 2, 3]}), max_events=3) == [1, 2, 3]
+
+
+def test_each_event_is_judged_on_its_own_and_named_by_index_and_field() -> None:
+    items = [
+        purchase(0),
+        purchase(1, type="exposure"),
+        {"event_id": "e2"},
+        purchase(3, value=float("nan")),
+        purchase(4, value="12.5"),
+        purchase(5, user_id="bad\nuser"),
+        [],
+    ]
+
+    checked = check_events(items, NOW, SKEW)
+
+    assert [e.event_id for e in checked.valid] == ["e0", "e4"]
+    assert checked.valid[1].value == 12.5  # type: ignore[union-attr]
+    assert [(r.index, r.field) for r in checked.rejected] == [
+        (1, "events.1.experiment"),
+        (1, "events.1.variant"),
+        (1, "events.1.name"),
+        (2, "events.2.type"),
+        (3, "events.3.value"),
+        (5, "events.5.user_id"),
+        (6, "events.6"),
+    ]
+
+
+def test_timestamps_beyond_the_allowed_skew_are_rejected_and_naive_ones_read_as_utc() -> None:
+    at_limit = purchase(0, timestamp=(NOW + SKEW).isoformat())
+    beyond = purchase(1, timestamp=(NOW + SKEW + timedelta(seconds=1)).isoformat())
+    naive = purchase(2, timestamp="2024-05-01T13:00:00")
+
+    checked = check_events([at_limit, beyond, naive], NOW, SKEW)
+
+    assert [e.event_id for e in checked.valid] == ["e0", "e2"]
+    assert checked.valid[1].timestamp == datetime(2024, 5, 1, 13, 0, tzinfo=UTC)
+    assert checked.rejected == [
+        RejectedEvent(1, "events.1.timestamp", "timestamp is more than 86400 seconds in the future")
+    ]
+
+
+async def test_only_valid_events_are_published_and_counted() -> None:
+    publisher = RecordingPublisher()
+    body = orjson.dumps({"events": [purchase(0), purchase(1, value="abc"), purchase(2)]})
+
+    result = await service(publisher).ingest(body)
+
+    assert result.accepted == 2
+    assert [r.field for r in result.rejected] == ["events.1.value"]
+    assert [e.event_id for e in publisher.published] == ["e0", "e2"]
+
+
+async def test_nothing_is_published_when_no_event_is_valid() -> None:
+    publisher = RecordingPublisher()
+    body = orjson.dumps({"events": [purchase(0, user_id=""), purchase(1, name="has space")]})
+
+    with pytest.raises(InvalidRequest) as raised:
+        await service(publisher).ingest(body)
+
+    assert [f.field for f in raised.value.fields] == ["events.0.user_id", "events.1.name"]
+    assert publisher.published == []
+
+
+async def test_a_publisher_failure_is_not_turned_into_an_answer() -> None:
+    publisher = RecordingPublisher(failure=DependencyUnavailable("kafka: down"))
+
+    with pytest.raises(DependencyUnavailable):
+        await service(publisher).ingest(orjson.dumps({"events": [purchase(0)]}))
