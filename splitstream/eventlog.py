@@ -6,14 +6,20 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Protocol, TypeVar
 
+import structlog
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
 from splitstream.errors import DependencyUnavailable
 from splitstream.events import Exposure, TrackEvent, encode, partition_key
+
+log = structlog.get_logger(__name__)
 
 
 class EventLog:
@@ -77,3 +83,49 @@ async def ensure_topic(bootstrap_servers: str, topic: str, partitions: int) -> b
         return True
     finally:
         await admin.close()
+
+
+class Connectable(Protocol):
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+C = TypeVar("C", bound=Connectable)
+
+
+async def _try_start(client: Connectable) -> bool:
+    try:
+        await client.start()
+    except (KafkaError, OSError) as error:
+        log.warning("kafka client could not connect", error=repr(error))
+        return False
+    return True
+
+
+async def _retry_until_started(client: Connectable, retry_seconds: float) -> None:
+    while True:
+        await asyncio.sleep(retry_seconds)
+        if await _try_start(client):
+            log.info("kafka client connected")
+            return
+
+
+@asynccontextmanager
+async def connected(client: C, retry_seconds: float = 2.0) -> AsyncIterator[C]:
+    """Try once before serving; if Kafka is down, keep trying in the background until it answers or we exit.
+
+    A service thus starts without Kafka: meanwhile :meth:`EventLog.publish` and :meth:`EventLog.check` raise
+    ``DependencyUnavailable``, so /readyz names Kafka and a write that needs it answers 503 instead of losing data.
+    """
+    retrying: asyncio.Task[None] | None = None
+    if not await _try_start(client):
+        retrying = asyncio.create_task(_retry_until_started(client, retry_seconds), name="kafka-connect")
+    try:
+        yield client
+    finally:
+        if retrying is not None:
+            retrying.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await retrying
+        await client.stop()

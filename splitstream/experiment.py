@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Self
+from typing import Annotated, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 # Keys end up inside Redis keys and Kafka payloads, so they stay short and free of separators.
 Key = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")]
@@ -41,6 +41,9 @@ class Metric(BaseModel):
     event: EventName
 
 
+_Keyed = TypeVar("_Keyed", Variant, Metric)
+
+
 class ExperimentSpec(BaseModel):
     """What an admin submits. The first variant is the control."""
 
@@ -50,18 +53,16 @@ class ExperimentSpec(BaseModel):
     variants: list[Variant] = Field(min_length=2, max_length=26)
     metrics: list[Metric] = Field(default_factory=list, max_length=50)
 
-    @model_validator(mode="after")
-    def _unique_keys(self) -> Self:
-        for field, keys in (
-            ("variants", [v.key for v in self.variants]),
-            ("metrics", [m.key for m in self.metrics]),
-        ):
-            seen: set[str] = set()
-            for key in keys:
-                if key in seen:
-                    raise ValueError(f"{field}: duplicate key {key!r}")
-                seen.add(key)
-        return self
+    # A field validator (not a model one) so that the error names the list at fault: "variants" or "metrics".
+    @field_validator("variants", "metrics")
+    @classmethod
+    def _distinct_keys(cls, items: list[_Keyed]) -> list[_Keyed]:
+        first_index: dict[str, int] = {}
+        for index, item in enumerate(items):
+            if item.key in first_index:
+                raise ValueError(f"duplicate key {item.key!r} at items {first_index[item.key]} and {index}")
+            first_index[item.key] = index
+        return items
 
 
 class Experiment(ExperimentSpec):

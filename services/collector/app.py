@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -13,13 +11,12 @@ from typing import TypedDict
 from fastapi import FastAPI, Request
 from redis.asyncio import Redis
 
-from services.collector.adapters.kafka import connect_event_log
 from services.collector.config import CollectorSettings
 from services.collector.routes import router
 from services.collector.service import IngestService
 from splitstream.auth import ApiKeys
 from splitstream.errors import install_error_handlers
-from splitstream.eventlog import EventLog
+from splitstream.eventlog import EventLog, connected
 from splitstream.health import Check, check_redis, health_router
 
 
@@ -34,20 +31,15 @@ async def lifespan(app: FastAPI) -> AsyncIterator[CollectorState]:
     settings: CollectorSettings = app.state.settings
     redis = Redis.from_url(settings.redis_url)
     event_log = EventLog(settings.kafka_bootstrap_servers, settings.events_topic)
-    connecting = await connect_event_log(event_log)
     ingest = IngestService(
         event_log,
         max_batch_events=settings.max_batch_events,
         max_future_skew=timedelta(seconds=settings.max_future_skew_seconds),
     )
     try:
-        yield {"redis": redis, "event_log": event_log, "ingest": ingest}
+        async with connected(event_log):
+            yield {"redis": redis, "event_log": event_log, "ingest": ingest}
     finally:
-        if connecting is not None:
-            connecting.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await connecting
-        await event_log.stop()
         await redis.aclose()
 
 

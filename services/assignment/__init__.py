@@ -1,0 +1,1 @@
+"""The assignment service: experiment definitions and deterministic variant assignment with exposure logging."""

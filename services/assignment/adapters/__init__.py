@@ -1,0 +1,1 @@
+"""Redis and Kafka pieces specific to the assignment service."""
