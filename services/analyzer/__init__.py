@@ -1,0 +1,1 @@
+"""The analyzer: reads the experiments' sufficient statistics from Redis and answers their results."""

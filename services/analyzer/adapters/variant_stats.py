@@ -1,0 +1,58 @@
+"""Reads the per-variant sufficient statistics the collector folds into Redis (layout: splitstream/keys.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from redis.asyncio import Redis
+
+from services.analyzer.errors import CorruptStatistics
+from splitstream.keys import RedisKeys, sum_field, sum_squares_field
+
+USERS_FIELD = "users"
+
+
+@dataclass(frozen=True, slots=True)
+class VariantTotals:
+    """One variant's hash: exposed users and, per metric, Σy and Σy² over those users. Absent fields are 0."""
+
+    users: int = 0
+    values: Mapping[str, float] = field(default_factory=dict)
+
+    def sum(self, metric: str) -> float:
+        return self.values.get(sum_field(metric), 0.0)
+
+    def sum_squares(self, metric: str) -> float:
+        return self.values.get(sum_squares_field(metric), 0.0)
+
+
+def _text(raw: bytes | str) -> str:
+    return raw.decode() if isinstance(raw, bytes) else raw
+
+
+def parse_totals(key: str, raw: Mapping[bytes | str, bytes | str]) -> VariantTotals:
+    values: dict[str, float] = {}
+    for name, value in raw.items():
+        try:
+            values[_text(name)] = float(_text(value))
+        except ValueError as error:
+            raise CorruptStatistics(f"{key}: field {_text(name)!r} is not a number: {_text(value)!r}") from error
+    return VariantTotals(users=int(values.pop(USERS_FIELD, 0)), values=values)
+
+
+class VariantStatsReader:
+    def __init__(self, redis: Redis, keys: RedisKeys) -> None:
+        self._redis = redis
+        self._keys = keys
+
+    async def read(self, experiment: str, variants: Sequence[str]) -> dict[str, VariantTotals]:
+        """All variants in one MULTI/EXEC, so the arms come from the same instant of the aggregation."""
+        async with self._redis.pipeline(transaction=True) as pipe:
+            for variant in variants:
+                pipe.hgetall(self._keys.variant_stats(experiment, variant))
+            hashes = await pipe.execute()
+        return {
+            variant: parse_totals(self._keys.variant_stats(experiment, variant), raw)
+            for variant, raw in zip(variants, hashes, strict=True)
+        }

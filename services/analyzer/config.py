@@ -1,0 +1,20 @@
+"""Settings of the analyzer."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from services.analyzer.stats import DEFAULT_SRM_THRESHOLD
+from splitstream.settings import CommonSettings
+
+
+class AnalyzerSettings(CommonSettings):
+    model_config = SettingsConfigDict(env_prefix="SPLITSTREAM_ANALYZER_", extra="ignore", populate_by_name=True)
+
+    host: str = "127.0.0.1"
+    port: int = Field(8003, ge=1, le=65535)
+    alpha: float = Field(0.05, gt=0, lt=1, allow_inf_nan=False)
+    """Default significance level of the results; a request may override it with ?alpha=."""
+    srm_threshold: float = Field(DEFAULT_SRM_THRESHOLD, gt=0, lt=1, allow_inf_nan=False)
+    """p-value of the sample-ratio check below which the split is reported as a mismatch."""

@@ -1,0 +1,119 @@
+"""Wire models of the results API. Numbers are finite or null: NaN and ±inf never reach the JSON."""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, Field
+
+from services.analyzer.stats import Comparison, SrmResult
+from splitstream.experiment import ExperimentStatus, MetricType
+
+
+def _finite_or_none(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+Number = Annotated[float | None, BeforeValidator(_finite_or_none)]
+"""A float that is null where the value is undefined; ``status`` and ``reason`` next to it say why."""
+
+STATUS_DESCRIPTION = (
+    "ok | undefined (no such quantity or valid test for this data) | insufficient_data (too few users) | "
+    "invalid_data (the stored statistics are inconsistent)"
+)
+
+
+class EffectOut(BaseModel):
+    effect: Number
+    ci_lower: Number
+    ci_upper: Number
+    p_value: Number
+    std_error: Number
+    statistic: Number = Field(description="t or z statistic of the test")
+    dof: Number = Field(description="degrees of freedom of a t test")
+    method: str = Field(description="welch_t | pooled_z | fisher_exact")
+    status: str = Field(description=STATUS_DESCRIPTION)
+    reason: str | None
+
+    @classmethod
+    def of(cls, comparison: Comparison) -> EffectOut:
+        return cls(**_effect_fields(comparison))
+
+
+def _effect_fields(comparison: Comparison) -> dict[str, Any]:
+    return {
+        "effect": comparison.effect,
+        "ci_lower": comparison.ci_lower,
+        "ci_upper": comparison.ci_upper,
+        "p_value": comparison.p_value,
+        "std_error": comparison.std_error,
+        "statistic": comparison.statistic,
+        "dof": comparison.dof,
+        "method": comparison.method.value,
+        "status": comparison.status.value,
+        "reason": comparison.reason,
+    }
+
+
+class ComparisonOut(EffectOut):
+    """The relative lift m_t/m_c − 1 of ``variant`` over ``baseline`` (the control), and the absolute difference."""
+
+    variant: str
+    baseline: str
+    absolute: EffectOut
+
+    @classmethod
+    def of_pair(cls, variant: str, baseline: str, relative: Comparison, absolute: Comparison) -> ComparisonOut:
+        return cls(variant=variant, baseline=baseline, absolute=EffectOut.of(absolute), **_effect_fields(relative))
+
+
+class MetricVariantOut(BaseModel):
+    key: str
+    n: int = Field(description="exposed users")
+    sum: Number = Field(description="binomial: converted users; mean: Σ of the per-user totals")
+    mean: Number
+    variance: Number = Field(description="per-user variance: p(1 − p) for binomial, (Σy² − (Σy)²/n)/(n − 1) for mean")
+
+
+class MetricResultsOut(BaseModel):
+    key: str
+    type: MetricType
+    event: str
+    variants: list[MetricVariantOut]
+    comparisons: list[ComparisonOut]
+
+
+class VariantOut(BaseModel):
+    key: str
+    users: int
+    weight: float
+
+
+class SrmOut(BaseModel):
+    p_value: Number
+    statistic: Number
+    dof: int | None
+    status: str = Field(description="ok | mismatch | insufficient_data")
+    reason: str | None
+
+    @classmethod
+    def of(cls, result: SrmResult) -> SrmOut:
+        return cls(
+            p_value=result.p_value,
+            statistic=result.statistic,
+            dof=result.dof,
+            status=result.status.value,
+            reason=result.reason,
+        )
+
+
+class ExperimentResults(BaseModel):
+    experiment: str
+    status: ExperimentStatus
+    alpha: float
+    variants: list[VariantOut]
+    srm: SrmOut
+    metrics: list[MetricResultsOut]

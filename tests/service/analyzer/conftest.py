@@ -1,0 +1,71 @@
+"""Fixtures of the analyzer's service tests: an isolated Redis prefix per test, the app, stored experiments."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+from redis.asyncio import Redis
+
+from services.analyzer.app import create_app
+from services.analyzer.config import AnalyzerSettings
+from splitstream.experiment import Experiment, ExperimentStatus, Metric, Variant
+from splitstream.registry import ExperimentRegistry
+
+WriteStats = Callable[[str, str, Mapping[str, float | int]], Awaitable[None]]
+CreateExperiment = Callable[..., Awaitable[Experiment]]
+
+
+@pytest.fixture
+def settings(common_settings: dict[str, str]) -> AnalyzerSettings:
+    return AnalyzerSettings(**common_settings)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+async def redis(settings: AnalyzerSettings) -> AsyncIterator[Redis]:
+    client = Redis.from_url(settings.redis_url)
+    yield client
+    stale = [key async for key in client.scan_iter(match=f"{settings.redis_prefix}:*", count=1000)]
+    if stale:
+        await client.delete(*stale)
+    await client.aclose()
+
+
+@pytest.fixture
+async def client(settings: AnalyzerSettings, redis: Redis) -> AsyncIterator[httpx.AsyncClient]:
+    async with LifespanManager(create_app(settings)) as manager:
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://analyzer") as http:
+            yield http
+
+
+@pytest.fixture
+def create_experiment(redis: Redis, settings: AnalyzerSettings) -> CreateExperiment:
+    """Stores an experiment the way the assignment service does."""
+
+    async def create(key: str, variants: list[tuple[str, float]], metrics: list[Metric]) -> Experiment:
+        experiment = Experiment(
+            key=key,
+            variants=[Variant(key=name, weight=weight) for name, weight in variants],
+            metrics=metrics,
+            status=ExperimentStatus.RUNNING,
+            salt="salt",
+            created_at=datetime.now(UTC),
+        )
+        assert await ExperimentRegistry(redis, settings.redis_keys).create(experiment)
+        return experiment
+
+    return create
+
+
+@pytest.fixture
+def write_stats(redis: Redis, settings: AnalyzerSettings) -> WriteStats:
+    """Writes a variant hash directly: the analyzer's input contract (splitstream/keys.py)."""
+
+    async def write(experiment: str, variant: str, fields: Mapping[str, float | int]) -> None:
+        await redis.hset(settings.redis_keys.variant_stats(experiment, variant), mapping=dict(fields))
+
+    return write
