@@ -18,6 +18,7 @@ def test_admin_holds_every_scope_and_the_others_only_their_own() -> None:
     assert keys.scopes_of("nope") == frozenset()
 
 
-def test_missing_keys_are_a_configuration_error() -> None:
+def test_missing_keys_are_a_configuration_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SPLITSTREAM_READ_KEY", raising=False)
     with pytest.raises(ValueError, match="read"):
         ApiKeys.from_settings(CommonSettings(admin_key=SecretStr("a"), ingest_key=SecretStr("i")))
