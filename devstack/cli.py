@@ -23,7 +23,8 @@ from splitstream.eventlog import ensure_topic
 from splitstream.settings import CommonSettings
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Run SplitStream's local stack.")
-console = Console()
+# Wide enough for the readout's tables when the output is a file or a CI log rather than a terminal.
+console = Console(width=None if sys.stdout.isatty() else 120)
 
 # The test stack's services get the keys tests/conftest.py uses, so tests can call them.
 TEST_API_KEYS = {
