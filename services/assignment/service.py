@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
-from services.assignment.cache import TtlCache
+from cachetools import TTLCache
+
 from splitstream.errors import Conflict, FieldError, NotFound
 from splitstream.events import Exposure
 from splitstream.experiment import Experiment, ExperimentSpec, ExperimentStatus, Variant
@@ -91,7 +92,10 @@ class AssignmentService:
         self._store = store
         self._publisher = publisher
         self._clock = clock
-        self._definitions: TtlCache[str, Experiment] = TtlCache(cache_seconds, monotonic)
+        if cache_seconds < 0:
+            raise ValueError("cache_seconds must be >= 0")
+        self._cache_seconds = cache_seconds
+        self._definitions: TTLCache[str, Experiment] = TTLCache(maxsize=10_000, ttl=cache_seconds, timer=monotonic)
 
     async def create(self, spec: ExperimentSpec, salt: str | None = None) -> Experiment:
         """Store ``spec`` as a draft; the salt defaults to the key, so equal keys hash users alike."""
@@ -148,13 +152,17 @@ class AssignmentService:
         if cached is not None:
             return cached
         experiment = await self._read(key, field="experiment")
-        self._definitions.put(key, experiment)
+        self._remember(experiment)
         return experiment
+
+    def _remember(self, experiment: Experiment) -> None:
+        if self._cache_seconds > 0:
+            self._definitions[experiment.key] = experiment
 
     async def _move(self, key: str, transition: Callable[[Experiment], Experiment]) -> Experiment:
         current = await self._read(key, field="key")
         moved = transition(current)
         if moved is not current:
             await self._store.replace(moved)
-        self._definitions.put(key, moved)
+        self._remember(moved)
         return moved

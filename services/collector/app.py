@@ -11,6 +11,7 @@ from typing import TypedDict
 from fastapi import FastAPI, Request
 from redis.asyncio import Redis
 
+from services.collector.adapters.experiments import VariantCatalog
 from services.collector.config import CollectorSettings
 from services.collector.routes import router
 from services.collector.service import IngestService
@@ -18,6 +19,7 @@ from splitstream.auth import ApiKeys
 from splitstream.errors import install_error_handlers
 from splitstream.eventlog import EventLog, connected
 from splitstream.health import Check, check_redis, health_router
+from splitstream.registry import ExperimentRegistry
 
 
 class CollectorState(TypedDict):
@@ -31,8 +33,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[CollectorState]:
     settings: CollectorSettings = app.state.settings
     redis = Redis.from_url(settings.redis_url)
     event_log = EventLog(settings.kafka_bootstrap_servers, settings.events_topic)
+    catalog = VariantCatalog(ExperimentRegistry(redis, settings.redis_keys))
     ingest = IngestService(
         event_log,
+        catalog,
         max_batch_events=settings.max_batch_events,
         max_future_skew=timedelta(seconds=settings.max_future_skew_seconds),
     )

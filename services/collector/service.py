@@ -21,6 +21,11 @@ class EventPublisher(Protocol):
         """Return only once every event is durable; raise ``DependencyUnavailable`` otherwise."""
 
 
+class ExperimentCatalog(Protocol):
+    async def variants_of(self, experiment: str) -> frozenset[str] | None:
+        """The experiment's variant keys; None when there is no such experiment."""
+
+
 @dataclass(frozen=True, slots=True)
 class RejectedEvent:
     index: int
@@ -32,6 +37,8 @@ class RejectedEvent:
 class CheckedBatch:
     valid: list[Event]
     rejected: list[RejectedEvent]
+    indexes: list[int]
+    """The position in the request of each valid event."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +83,7 @@ def _event_field(error_type: str, location: tuple[int | str, ...]) -> str:
 def check_events(items: list[Any], now: datetime, max_future_skew: timedelta) -> CheckedBatch:
     """Validate each item on its own, so that one bad event does not cost the batch its good ones."""
     valid: list[Event] = []
+    indexes: list[int] = []
     rejected: list[RejectedEvent] = []
     latest_allowed = now + max_future_skew
     for index, item in enumerate(items):
@@ -92,15 +100,38 @@ def check_events(items: list[Any], now: datetime, max_future_skew: timedelta) ->
             rejected.append(RejectedEvent(index, f"{prefix}.timestamp", reason))
             continue
         valid.append(event)
-    return CheckedBatch(valid, rejected)
+        indexes.append(index)
+    return CheckedBatch(valid, rejected, indexes)
+
+
+async def check_exposures(batch: CheckedBatch, catalog: ExperimentCatalog) -> CheckedBatch:
+    """Reject exposures to experiments or variants that do not exist: they could never be counted."""
+    valid: list[Event] = []
+    indexes: list[int] = []
+    rejected = list(batch.rejected)
+    for index, event in zip(batch.indexes, batch.valid, strict=True):
+        if isinstance(event, Exposure):
+            variants = await catalog.variants_of(event.experiment)
+            if variants is None:
+                rejected.append(RejectedEvent(index, f"events.{index}.experiment", "no experiment with this key"))
+                continue
+            if event.variant not in variants:
+                reason = f"not a variant of {event.experiment!r}; expected one of {sorted(variants)}"
+                rejected.append(RejectedEvent(index, f"events.{index}.variant", reason))
+                continue
+        valid.append(event)
+        indexes.append(index)
+    rejected.sort(key=lambda r: r.index)
+    return CheckedBatch(valid, rejected, indexes)
 
 
 class IngestService:
     def __init__(
-        self, publisher: EventPublisher, *, max_batch_events: int, max_future_skew: timedelta,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        self, publisher: EventPublisher, catalog: ExperimentCatalog, *, max_batch_events: int,
+        max_future_skew: timedelta, clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._publisher = publisher
+        self._catalog = catalog
         self._max_batch_events = max_batch_events
         self._max_future_skew = max_future_skew
         self._clock = clock
@@ -108,6 +139,7 @@ class IngestService:
     async def ingest(self, body: bytes) -> IngestResult:
         """Publish the batch's valid events; returning means Kafka acknowledged all of them."""
         batch = check_events(parse_batch(body, self._max_batch_events), self._clock(), self._max_future_skew)
+        batch = await check_exposures(batch, self._catalog)
         if not batch.valid:
             raise InvalidRequest(
                 "no event in the batch is valid", [FieldError(r.field, r.reason) for r in batch.rejected]

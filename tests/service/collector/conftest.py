@@ -28,8 +28,9 @@ VARIANTS = ("control", "treatment")
 
 
 @pytest.fixture
-async def settings(common_settings: dict[str, str]) -> CollectorSettings:
-    created = CollectorSettings(**common_settings)  # type: ignore[arg-type]
+async def settings(common_settings: dict[str, str], unique: str) -> CollectorSettings:
+    # A group of its own: sharing the running stack's group would make every test wait for a rebalance.
+    created = CollectorSettings(**common_settings, consumer_group=f"test-aggregator-{unique}")  # type: ignore[arg-type]
     await ensure_topic(created.kafka_bootstrap_servers, created.events_topic, partitions=4)
     return created
 

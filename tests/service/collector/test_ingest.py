@@ -7,17 +7,21 @@ from typing import Any
 
 import httpx
 import orjson
+import pytest
 
 from services.collector.config import CollectorSettings
 from splitstream.events import Exposure, TrackEvent, decode
 from tests.conftest import auth
-from tests.service.collector.conftest import read_topic
+from tests.service.collector.conftest import EXPERIMENT, read_topic
 
 NOW = datetime.now(UTC)
 
+# Exposures are checked against the registry, so every test here has the experiment they name.
+pytestmark = pytest.mark.usefixtures("experiment")
+
 
 def exposure(index: int) -> dict[str, Any]:
-    return {"type": "exposure", "event_id": f"exp-{index}", "user_id": f"user-{index}", "experiment": "checkout",
+    return {"type": "exposure", "event_id": f"exp-{index}", "user_id": f"user-{index}", "experiment": EXPERIMENT,
             "variant": "control", "timestamp": NOW.isoformat()}
 
 
@@ -133,3 +137,13 @@ async def test_ingest_needs_a_key_with_the_ingest_scope(client: httpx.AsyncClien
     assert missing.json()["error"]["code"] == "unauthorized"
     assert wrong_scope.json()["error"]["code"] == "forbidden"
     assert admin.status_code == 202
+
+
+async def test_an_exposure_to_an_unknown_experiment_or_variant_is_refused_naming_it(client: httpx.AsyncClient) -> None:
+    batch = [{**exposure(0), "experiment": "no-such-test"}, {**exposure(1), "variant": "purple"}]
+
+    answer = await client.post("/v1/events", json={"events": batch}, headers=auth("ingest"))
+
+    assert answer.status_code == 422, answer.text
+    fields = [f["field"] for f in answer.json()["error"]["fields"]]
+    assert fields == ["events.0.experiment", "events.1.variant"]

@@ -32,8 +32,39 @@ class RecordingPublisher:
         self.published.extend(events)
 
 
+class StaticCatalog:
+    def __init__(self, experiments: dict[str, frozenset[str]]) -> None:
+        self._experiments = experiments
+
+    async def variants_of(self, experiment: str) -> frozenset[str] | None:
+        return self._experiments.get(experiment)
+
+
+CATALOG = StaticCatalog({"checkout": frozenset({"control", "treatment"})})
+
+
+def exposure(index: int = 0, **changes: Any) -> dict[str, Any]:
+    return {"type": "exposure", "event_id": f"x{index}", "user_id": "u1", "experiment": "checkout",
+            "variant": "control", "timestamp": "2024-05-01T11:00:00Z", **changes}
+
+
 def service(publisher: RecordingPublisher, max_batch_events: int = 10) -> IngestService:
-    return IngestService(publisher, max_batch_events=max_batch_events, max_future_skew=SKEW, clock=lambda: NOW)
+    return IngestService(
+        publisher, CATALOG, max_batch_events=max_batch_events, max_future_skew=SKEW, clock=lambda: NOW
+    )
+
+
+async def test_exposures_must_name_an_existing_experiment_and_one_of_its_variants() -> None:
+    publisher = RecordingPublisher()
+    items = [exposure(0), exposure(1, experiment="nope"), purchase(2), exposure(3, variant="blue"), {"x": 1}]
+
+    result = await service(publisher).ingest(orjson.dumps({"events": items}))
+
+    assert [e.event_id for e in publisher.published] == ["x0", "e2"]
+    assert result.accepted == 2
+    assert [(r.index, r.field) for r in result.rejected][:2] == [(1, "events.1.experiment"), (3, "events.3.variant")]
+    assert "control" in result.rejected[1].reason
+    assert {r.index for r in result.rejected} == {1, 3, 4}
 
 
 @pytest.mark.parametrize(
