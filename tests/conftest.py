@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import AsyncIterator
 
 import pytest
+from redis.asyncio import Redis
 
 TEST_KEYS = {
     "admin_key": "test-admin-key",
@@ -45,6 +47,17 @@ def common_settings(kafka_bootstrap: str, redis_url: str, unique: str) -> dict[s
         "events_topic": f"test-events-{unique}",
         **TEST_KEYS,
     }
+
+
+@pytest.fixture
+async def redis(redis_url: str, common_settings: dict[str, str]) -> AsyncIterator[Redis]:
+    """A client of the test Redis; afterwards every key under the test's prefix is deleted."""
+    client = Redis.from_url(redis_url)
+    yield client
+    stale = [key async for key in client.scan_iter(match=f"{common_settings['redis_prefix']}:*", count=1000)]
+    if stale:
+        await client.delete(*stale)
+    await client.aclose()
 
 
 def auth(scope: str) -> dict[str, str]:

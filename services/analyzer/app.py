@@ -14,10 +14,9 @@ from services.analyzer.adapters.variant_stats import VariantStatsReader
 from services.analyzer.config import AnalyzerSettings
 from services.analyzer.routes import router
 from services.analyzer.service import ResultsService
-from splitstream.auth import ApiKeys
-from splitstream.errors import install_error_handlers
-from splitstream.health import Check, check_redis, health_router
+from splitstream.health import Check, check_redis
 from splitstream.registry import ExperimentRegistry
+from splitstream.service_app import build_app
 
 
 class AnalyzerState(TypedDict):
@@ -49,11 +48,7 @@ def _dependency_checks(request: Request) -> Mapping[str, Check]:
 
 
 def create_app(settings: AnalyzerSettings | None = None) -> FastAPI:
-    settings = settings or AnalyzerSettings()
-    app = FastAPI(title="SplitStream analyzer", version="0.1.0", lifespan=lifespan)
-    app.state.settings = settings
-    app.state.api_keys = ApiKeys.from_settings(settings)
-    install_error_handlers(app)
-    app.include_router(router)
-    app.include_router(health_router(_dependency_checks))
-    return app
+    return build_app(
+        title="SplitStream analyzer", settings=settings or AnalyzerSettings(), lifespan=lifespan, router=router,
+        checks_of=_dependency_checks,
+    )

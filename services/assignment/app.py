@@ -14,11 +14,10 @@ from services.assignment.adapters.registry import GuardedRegistry
 from services.assignment.config import AssignmentSettings
 from services.assignment.routes import router
 from services.assignment.service import AssignmentService
-from splitstream.auth import ApiKeys
-from splitstream.errors import install_error_handlers
 from splitstream.eventlog import EventLog, connected
-from splitstream.health import Check, check_redis, health_router
+from splitstream.health import Check, check_redis
 from splitstream.registry import ExperimentRegistry
+from splitstream.service_app import build_app
 
 
 class AssignmentState(TypedDict):
@@ -50,11 +49,7 @@ def _dependency_checks(request: Request) -> Mapping[str, Check]:
 
 
 def create_app(settings: AssignmentSettings | None = None) -> FastAPI:
-    settings = settings or AssignmentSettings()
-    app = FastAPI(title="SplitStream assignment", version="0.1.0", lifespan=lifespan)
-    app.state.settings = settings
-    app.state.api_keys = ApiKeys.from_settings(settings)
-    install_error_handlers(app)
-    app.include_router(router)
-    app.include_router(health_router(_dependency_checks))
-    return app
+    return build_app(
+        title="SplitStream assignment", settings=settings or AssignmentSettings(), lifespan=lifespan, router=router,
+        checks_of=_dependency_checks,
+    )

@@ -36,8 +36,4 @@ class AssignmentResponse(BaseModel):
 
     @classmethod
     def of(cls, assignment: Assignment) -> AssignmentResponse:
-        return cls(
-            experiment=assignment.experiment, user_id=assignment.user_id, variant=assignment.variant,
-            in_experiment=assignment.in_experiment, reason=assignment.reason,
-            exposure_logged=assignment.exposure_logged,
-        )
+        return cls.model_validate(assignment, from_attributes=True)

@@ -15,11 +15,10 @@ from services.collector.adapters.experiments import VariantCatalog
 from services.collector.config import CollectorSettings
 from services.collector.routes import router
 from services.collector.service import IngestService
-from splitstream.auth import ApiKeys
-from splitstream.errors import install_error_handlers
 from splitstream.eventlog import EventLog, connected
-from splitstream.health import Check, check_redis, health_router
+from splitstream.health import Check, check_redis
 from splitstream.registry import ExperimentRegistry
+from splitstream.service_app import build_app
 
 
 class CollectorState(TypedDict):
@@ -53,11 +52,7 @@ def _dependency_checks(request: Request) -> Mapping[str, Check]:
 
 
 def create_app(settings: CollectorSettings | None = None) -> FastAPI:
-    settings = settings or CollectorSettings()
-    app = FastAPI(title="SplitStream collector", version="0.1.0", lifespan=lifespan)
-    app.state.settings = settings
-    app.state.api_keys = ApiKeys.from_settings(settings)
-    install_error_handlers(app)
-    app.include_router(router)
-    app.include_router(health_router(_dependency_checks))
-    return app
+    return build_app(
+        title="SplitStream collector", settings=settings or CollectorSettings(), lifespan=lifespan, router=router,
+        checks_of=_dependency_checks,
+    )

@@ -25,16 +25,6 @@ def settings(common_settings: dict[str, str]) -> AnalyzerSettings:
 
 
 @pytest.fixture
-async def redis(settings: AnalyzerSettings) -> AsyncIterator[Redis]:
-    client = Redis.from_url(settings.redis_url)
-    yield client
-    stale = [key async for key in client.scan_iter(match=f"{settings.redis_prefix}:*", count=1000)]
-    if stale:
-        await client.delete(*stale)
-    await client.aclose()
-
-
-@pytest.fixture
 async def client(settings: AnalyzerSettings, redis: Redis) -> AsyncIterator[httpx.AsyncClient]:
     async with LifespanManager(create_app(settings)) as manager:
         transport = httpx.ASGITransport(app=manager.app)

@@ -23,15 +23,11 @@ RunApp = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
 
 
 @pytest.fixture
-async def settings(common_settings: dict[str, str]) -> AsyncIterator[AssignmentSettings]:
+async def settings(common_settings: dict[str, str], redis: Redis) -> AssignmentSettings:
+    # Depending on `redis` clears the test's keys afterwards.
     created = AssignmentSettings(**common_settings)  # type: ignore[arg-type]
     await ensure_topic(created.kafka_bootstrap_servers, created.events_topic, partitions=4)
-    yield created
-    redis = Redis.from_url(created.redis_url)
-    stale = [key async for key in redis.scan_iter(match=f"{created.redis_prefix}:*", count=1000)]
-    if stale:
-        await redis.delete(*stale)
-    await redis.aclose()
+    return created
 
 
 @pytest.fixture

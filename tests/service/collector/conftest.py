@@ -36,16 +36,6 @@ async def settings(common_settings: dict[str, str], unique: str) -> CollectorSet
 
 
 @pytest.fixture
-async def redis(settings: CollectorSettings) -> AsyncIterator[Redis]:
-    client = Redis.from_url(settings.redis_url)
-    yield client
-    stale = [key async for key in client.scan_iter(match=f"{settings.redis_prefix}:*", count=1000)]
-    if stale:
-        await client.delete(*stale)
-    await client.aclose()
-
-
-@pytest.fixture
 async def client(settings: CollectorSettings) -> AsyncIterator[httpx.AsyncClient]:
     async with LifespanManager(create_app(settings)) as manager:
         transport = httpx.ASGITransport(app=manager.app)
