@@ -31,6 +31,9 @@ def arm_of(metric: Metric, totals: VariantTotals) -> Arm | str:
     total, squares = totals.sum(metric.key), totals.sum_squares(metric.key)
     if not (math.isfinite(total) and math.isfinite(squares)):
         return f"the stored sums of {metric.key!r} are not finite"
+    if -1e-9 * (1.0 + abs(squares) + total * total) < squares < 0:
+        # Σy² is folded as a running sum of new² − old² deltas, which can round a hair below zero.
+        squares = 0.0
     try:
         if metric.type is MetricType.BINOMIAL:
             return Proportion(n=totals.users, conversions=int(total))
