@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 
 from pydantic import TypeAdapter, ValidationError
 
@@ -16,7 +17,8 @@ from services.analyzer.schemas import (
     SrmOut,
     VariantOut,
 )
-from services.analyzer.stats import Arm, compare, srm_check, validate_alpha
+from services.analyzer.stats import Arm, TreatmentComparison, srm_check, validate_alpha
+from services.analyzer.stats.batch import compare_batch
 from splitstream.errors import FieldError, NotFound
 from splitstream.experiment import Experiment, Key, Metric, MetricType
 from splitstream.registry import ExperimentRegistry
@@ -58,8 +60,9 @@ def _invalid(variant: str, baseline: str, reason: str) -> ComparisonOut:
 
 
 def metric_results(
-    experiment: Experiment, metric: Metric, totals: dict[str, VariantTotals], alpha: float
+    experiment: Experiment, metric: Metric, totals: dict[str, VariantTotals], computed: Iterator[TreatmentComparison]
 ) -> MetricResultsOut:
+    """``computed`` yields, in variant order, the comparisons of the pairs ``comparable_pairs`` returned."""
     keys = experiment.variant_keys()
     arms = {key: arm_of(metric, totals[key]) for key in keys}
     control_key = keys[0]
@@ -71,7 +74,7 @@ def metric_results(
             broken = control_key if isinstance(control, str) else key
             comparisons.append(_invalid(key, control_key, f"variant {broken!r}: {arms[broken]}"))
             continue
-        result = compare(control, treatment, alpha)
+        result = next(computed)
         comparisons.append(ComparisonOut.of_pair(key, control_key, result.relative, result.absolute))
     return MetricResultsOut(
         key=metric.key,
@@ -80,6 +83,19 @@ def metric_results(
         variants=[_variant_summary(key, totals[key], metric, arms[key]) for key in keys],
         comparisons=comparisons,
     )
+
+
+def comparable_pairs(experiment: Experiment, totals: dict[str, VariantTotals]) -> list[tuple[Arm, Arm]]:
+    """Every (control, treatment) pair of every metric whose stored statistics are consistent, in readout order."""
+    keys = experiment.variant_keys()
+    pairs: list[tuple[Arm, Arm]] = []
+    for metric in experiment.metrics:
+        control = arm_of(metric, totals[keys[0]])
+        for key in keys[1:]:
+            treatment = arm_of(metric, totals[key])
+            if not isinstance(control, str) and not isinstance(treatment, str):
+                pairs.append((control, treatment))
+    return pairs
 
 
 class ResultsService:
@@ -104,13 +120,15 @@ class ResultsService:
                          reason="a variant's stored user count is negative")
         else:
             srm = SrmOut.of(srm_check(users, experiment.weights, self._srm_threshold))
+        # One vectorised pass over every metric × treatment; degenerate pairs fall back to the scalar engine.
+        computed = iter(compare_batch(comparable_pairs(experiment, totals), alpha))
         return ExperimentResults(
             experiment=experiment.key,
             status=experiment.status,
             alpha=alpha,
             variants=[VariantOut(key=v.key, users=totals[v.key].users, weight=v.weight) for v in experiment.variants],
             srm=srm,
-            metrics=[metric_results(experiment, metric, totals, alpha) for metric in experiment.metrics],
+            metrics=[metric_results(experiment, metric, totals, computed) for metric in experiment.metrics],
         )
 
     async def _experiment(self, key: str) -> Experiment:
