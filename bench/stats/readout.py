@@ -53,7 +53,7 @@ print(json.dumps({"seconds": statistics.median(timings), "results": results}))
 def build_cells(seed: int = 1) -> list[tuple[dict[str, Any], dict[str, Any]]]:
     """Every (control, treatment) pair of the readout, as plain sufficient statistics."""
     rng = np.random.default_rng(seed)
-    cells = []
+    cells: list[tuple[dict[str, Any], dict[str, Any]]] = []
     for metric in range(METRICS):
         binomial = metric % 2 == 0
         for _segment in range(SEGMENTS):
@@ -80,7 +80,8 @@ def time_splitstream(
     cells: list[tuple[dict[str, Any], dict[str, Any]]], *, vectorised: bool
 ) -> tuple[float, list[list[float | None]]]:
     """The readout from sufficient statistics: arms are built inside the timing, as the analyzer must."""
-    timings, results = [], []
+    timings: list[float] = []
+    results: list[list[float | None]] = []
     for _ in range(REPEATS):
         began = time.perf_counter()
         arms = [(_arm(control), _arm(treatment)) for control, treatment in cells]

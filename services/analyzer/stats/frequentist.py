@@ -216,7 +216,14 @@ def estimate_effect(control: AnyArm, treatment: AnyArm, kind: EffectKind) -> Eff
     else:
         # v_t/(n_t·b_c²) + v_c·b_t²/(n_c·b_c⁴), arranged so that large means overflow to inf rather than raise.
         scale = b_t / b_c
-        variance = (v_t / treatment.n + v_c * scale * scale / control.n) / (b_c * b_c)
+        squared_baseline = b_c * b_c
+        if squared_baseline == 0:
+            return EffectEstimate(
+                kind, Status.UNDEFINED,
+                f"the control mean {b_c:g} is so close to 0 that its square underflows; see the absolute difference",
+                effect=effect,
+            )
+        variance = (v_t / treatment.n + v_c * scale * scale / control.n) / squared_baseline
     if variance == 0:
         # Relative: a treatment constant at 0 (b_t = 0, v_t = 0) zeroes both delta-method terms; else underflow.
         return EffectEstimate(

@@ -31,6 +31,12 @@ class Method(StrEnum):
     """Two-proportion z-test with the pooled rate under H0; the interval is Newcombe's hybrid score interval."""
     FISHER_EXACT = "fisher_exact"
     """Fisher's exact test of the 2×2 table; the interval is Newcombe's hybrid score interval."""
+    CONFIDENCE_SEQUENCE = "confidence_sequence"
+    """Always-valid asymptotic confidence sequence (Waudby-Smith et al.): valid however often the data are read."""
+    GROUP_SEQUENTIAL = "group_sequential"
+    """Planned-horizon group-sequential z-test with Lan–DeMets O'Brien–Fleming alpha spending."""
+    TOST = "tost"
+    """Two one-sided tests of equivalence within a margin (Schuirmann 1987), on Welch's t."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,8 +11,9 @@ from services.analyzer.stats.results import SrmResult, Status
 
 DEFAULT_SRM_THRESHOLD = 0.001
 """p-value below which the split is flagged; strict because the check runs on every look at the results."""
-MIN_EXPECTED_USERS = 5.0
-"""Below 5 expected users in an arm the χ² approximation of the statistic's distribution is not trusted."""
+MIN_USERS_PER_ARM = 8
+"""The check runs only once every arm has at least 8 users: with fewer, the χ² approximation of the statistic's
+distribution is not trusted and a handful of early users would raise false alarms."""
 
 
 def srm_check(
@@ -21,8 +22,9 @@ def srm_check(
     """Pearson χ² goodness of fit (``scipy.stats.chisquare``).
 
     E_i = N·w_i/Σw with N = Σ O_i;  χ² = Σ (O_i − E_i)²/E_i;  p = P(χ²_{k−1} ≥ χ²) for k arms.
-    ``status`` is "mismatch" when p < ``threshold``, "insufficient_data" with no users or fewer than 5 expected
-    in an arm (the numbers are still given when they exist), else "ok".
+    The test is run only when every arm has at least ``MIN_USERS_PER_ARM`` (8) users; before that ``status`` is
+    "insufficient_data" with the reason and no numbers. Then ``status`` is "mismatch" when p < ``threshold``,
+    else "ok".
     """
     if len(observed_users) != len(weights):
         raise ValueError("observed_users and weights must have one entry per arm")
@@ -35,19 +37,18 @@ def srm_check(
     if not 0 < threshold < 1:
         raise ValueError(f"threshold must be in (0, 1), got {threshold!r}")
     dof = len(observed_users) - 1
+    if min(observed_users) < MIN_USERS_PER_ARM:
+        counts = "/".join(str(count) for count in observed_users)
+        return SrmResult(
+            Status.INSUFFICIENT_DATA,
+            f"users per arm are {counts}; the check runs once every arm has at least {MIN_USERS_PER_ARM} users",
+            dof=dof,
+        )
     total = sum(observed_users)
-    if total == 0:
-        return SrmResult(Status.INSUFFICIENT_DATA, "no users yet", dof=dof)
     weight_sum = sum(weights)
     expected = [total * w / weight_sum for w in weights]
     result = stats.chisquare(f_obs=list(observed_users), f_exp=expected)
     statistic, p_value = float(result.statistic), float(result.pvalue)
-    if min(expected) < MIN_EXPECTED_USERS:
-        return SrmResult(
-            Status.INSUFFICIENT_DATA,
-            f"an arm expects fewer than {MIN_EXPECTED_USERS:g} users, too few for the χ² approximation",
-            statistic=statistic, p_value=p_value, dof=dof,
-        )
     if p_value < threshold:
         split = "/".join(str(count) for count in observed_users)
         wanted = "/".join(f"{e:.0f}" for e in expected)

@@ -8,7 +8,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from splitstream.statistics import Proportion, SampleMoments
+from splitstream.statistics import CovariateMoments, Proportion, RatioMoments, SampleMoments
 
 CASES_FILE = Path(__file__).parent / "data" / "stats-cases.json"
 
@@ -30,6 +30,28 @@ def arm_of(variant: dict[str, Any]) -> Proportion | SampleMoments:
     if "n_users" in variant:
         return Proportion(n=variant["n_users"], conversions=variant["n_conversions"])
     return SampleMoments(n=variant["n"], sum=variant["sum"], sum_squares=variant["sum_squares"])
+
+
+def ratio_arm_of(variant: dict[str, Any]) -> RatioMoments:
+    return RatioMoments(
+        n=variant["n"],
+        numerator_sum=variant["sum_num"],
+        numerator_sum_squares=variant["sum_num_sq"],
+        denominator_sum=variant["sum_den"],
+        denominator_sum_squares=variant["sum_den_sq"],
+        numerator_denominator_sum=variant["sum_num_den"],
+    )
+
+
+def cuped_arm_of(variant: dict[str, Any]) -> CovariateMoments:
+    return CovariateMoments(
+        n=variant["n"],
+        sum=variant["sum_y"],
+        sum_squares=variant["sum_y_sq"],
+        covariate_sum=variant["sum_x"],
+        covariate_sum_squares=variant["sum_x_sq"],
+        sum_covariate_product=variant["sum_xy"],
+    )
 
 
 def reference_number(value: Any) -> float | None:

@@ -6,6 +6,7 @@ import pytest
 from scipy import stats
 
 from services.analyzer.stats import Status, srm_check
+from services.analyzer.stats.srm import MIN_USERS_PER_ARM
 
 
 def test_statistic_is_pearsons_with_expected_counts_from_the_weights() -> None:
@@ -41,10 +42,23 @@ def test_no_users_is_insufficient_data_without_numbers() -> None:
     assert result.reason
 
 
-def test_few_users_keep_their_numbers_but_are_flagged_insufficient() -> None:
-    result = srm_check([3, 1], [1, 1])
+@pytest.mark.parametrize("observed", [[3, 1], [7, 500], [500, 7, 500], [0, 10_000]])
+def test_an_arm_below_8_users_is_not_tested(observed: list[int]) -> None:
+    result = srm_check(observed, [1] * len(observed))
     assert result.status is Status.INSUFFICIENT_DATA
-    assert result.p_value is not None and 0 < result.p_value <= 1
+    assert result.p_value is None and result.statistic is None
+    assert result.reason and str(MIN_USERS_PER_ARM) in result.reason
+    assert result.dof == len(observed) - 1
+
+
+def test_8_users_in_every_arm_is_enough_to_run_the_test() -> None:
+    assert MIN_USERS_PER_ARM == 8
+    balanced = srm_check([8, 8], [1, 1])
+    assert balanced.status is Status.OK and balanced.p_value == pytest.approx(1.0)
+    # 8 users where 1% of 808 (≈ 8) are expected is fine; 8 where 0.1% (≈ 1) are expected is a mismatch.
+    assert srm_check([8, 800], [1, 99]).status is Status.OK
+    skewed = srm_check([8, 800], [1, 999])
+    assert skewed.status is Status.MISMATCH and skewed.p_value is not None and skewed.p_value < 0.001
 
 
 @pytest.mark.parametrize(

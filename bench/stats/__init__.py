@@ -1,0 +1,1 @@
+"""Benchmarks and simulations of the analyzer's statistics engine."""
