@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 
+from services.analyzer.calculator.routes import router as calculator_router
 from services.analyzer.schemas import ExperimentResults
 from services.analyzer.service import ResultsService
 from splitstream.auth import Scope, require
@@ -26,3 +27,6 @@ async def experiment_results(
     1 − alpha intervals and two-sided p-values, plus the sample-ratio check. 404 for an unknown key."""
     results: ResultsService = request.state.results
     return await results.results(key, alpha)
+
+
+router.include_router(calculator_router)
