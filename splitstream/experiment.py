@@ -33,12 +33,59 @@ class Variant(BaseModel):
     weight: float = Field(gt=0, le=1_000_000, allow_inf_nan=False)
 
 
+class MetricRole(StrEnum):
+    GOAL = "goal"
+    """The metric the experiment is meant to move; the ship / roll back call is made on it."""
+    GUARDRAIL = "guardrail"
+    """Must not get worse beyond its ``margin``; harm blocks shipping."""
+    SECONDARY = "secondary"
+    """Reported, corrected for multiple testing, never decisive on its own."""
+
+
 class Metric(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     key: Key
     type: MetricType
     event: EventName
+    role: MetricRole = MetricRole.SECONDARY
+    higher_is_better: bool = True
+    margin: float = Field(0.0, ge=0, le=10, allow_inf_nan=False)
+    """For a guardrail: the relative harm tolerated (0.02 = 2%)."""
+    cap: float | None = Field(None, gt=0, allow_inf_nan=False)
+    """Winsorize each user's total at this value before it enters Σy and Σy² (mean metrics): one whale order
+    must not decide a revenue test."""
+
+
+class AnalysisMethod(StrEnum):
+    FREQUENTIST = "frequentist"
+    """Fixed-horizon Welch tests: read once, at the planned sample."""
+    BAYESIAN = "bayesian"
+    """Gaussian posterior: chance to win and expected losses."""
+    SEQUENTIAL = "sequential"
+    """Always-valid confidence sequences tuned to the planned sample: safe to read at any time."""
+
+
+class PValueCorrection(StrEnum):
+    HOLM = "holm"
+    BH = "bh"
+    NONE = "none"
+
+
+class AnalysisPlan(BaseModel):
+    """How the analyzer reads the experiment and when it is allowed to make a call."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    method: AnalysisMethod = AnalysisMethod.FREQUENTIST
+    alpha: float = Field(0.05, gt=0, lt=0.5, allow_inf_nan=False)
+    correction: PValueCorrection = PValueCorrection.HOLM
+    """Across every metric × treatment comparison; the goal metric's call uses its own unadjusted test."""
+    planned_users_per_variant: int | None = Field(None, gt=0)
+    min_users_per_variant: int = Field(1000, ge=0)
+    min_days: float = Field(7.0, ge=0, allow_inf_nan=False)
+    equivalence_margin: float | None = Field(None, gt=0, allow_inf_nan=False)
+    """Relative margin within which the goal's effect counts as neutral (TOST); None: never prove neutral."""
 
 
 _Keyed = TypeVar("_Keyed", Variant, Metric)
@@ -52,6 +99,7 @@ class ExperimentSpec(BaseModel):
     key: Key
     variants: list[Variant] = Field(min_length=2, max_length=26)
     metrics: list[Metric] = Field(default_factory=list, max_length=50)
+    analysis: AnalysisPlan = Field(default_factory=AnalysisPlan)
 
     # A field validator (not a model one) so that the error names the list at fault: "variants" or "metrics".
     @field_validator("variants", "metrics")
@@ -63,6 +111,18 @@ class ExperimentSpec(BaseModel):
                 raise ValueError(f"duplicate key {item.key!r} at items {first_index[item.key]} and {index}")
             first_index[item.key] = index
         return items
+
+    @field_validator("metrics")
+    @classmethod
+    def _one_goal(cls, metrics: list[Metric]) -> list[Metric]:
+        goals = [metric.key for metric in metrics if metric.role is MetricRole.GOAL]
+        if len(goals) > 1:
+            raise ValueError(f"at most one goal metric, got {goals}")
+        return metrics
+
+    @property
+    def goal(self) -> Metric | None:
+        return next((metric for metric in self.metrics if metric.role is MetricRole.GOAL), None)
 
 
 class Experiment(ExperimentSpec):
