@@ -33,7 +33,6 @@ async def lifespan(app: FastAPI) -> AsyncIterator[AnalyzerState]:
     results = ResultsService(
         registry,
         VariantStatsReader(redis, settings.redis_keys),
-        default_alpha=settings.alpha,
         srm_threshold=settings.srm_threshold,
     )
     try:

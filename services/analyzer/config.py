@@ -14,7 +14,5 @@ class AnalyzerSettings(CommonSettings):
 
     host: str = "127.0.0.1"
     port: int = Field(8003, ge=1, le=65535)
-    alpha: float = Field(0.05, gt=0, lt=1, allow_inf_nan=False)
-    """Default significance level of the results; a request may override it with ?alpha=."""
     srm_threshold: float = Field(DEFAULT_SRM_THRESHOLD, gt=0, lt=1, allow_inf_nan=False)
     """p-value of the sample-ratio check below which the split is reported as a mismatch."""

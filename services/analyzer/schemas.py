@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, Field
 
 from services.analyzer.stats import Comparison, SrmResult
-from splitstream.experiment import ExperimentStatus, MetricType
+from splitstream.experiment import AnalysisMethod, ExperimentStatus, MetricRole, MetricType, PValueCorrection
 
 
 def _finite_or_none(value: Any) -> Any:
@@ -59,15 +59,24 @@ def _effect_fields(comparison: Comparison) -> dict[str, Any]:
 
 
 class ComparisonOut(EffectOut):
-    """The relative lift m_t/m_c − 1 of ``variant`` over ``baseline`` (the control), and the absolute difference."""
+    """The relative lift m_t/m_c − 1 of ``variant`` over ``baseline`` (the control), and the absolute difference,
+    read by the experiment's analysis method."""
 
     variant: str
     baseline: str
+    adjusted_p_value: Number = Field(None, description="p_value adjusted across every metric × treatment")
+    chance_to_win: Number = Field(None, description="Bayesian: P(lift > 0)")
+    risk_control: Number = Field(None, description="Bayesian: expected loss of keeping the control, E[max(Δ,0)]")
+    risk_treatment: Number = Field(None, description="Bayesian: expected loss of shipping, E[max(−Δ,0)]")
     absolute: EffectOut
 
     @classmethod
-    def of_pair(cls, variant: str, baseline: str, relative: Comparison, absolute: Comparison) -> ComparisonOut:
-        return cls(variant=variant, baseline=baseline, absolute=EffectOut.of(absolute), **_effect_fields(relative))
+    def of_pair(
+        cls, variant: str, baseline: str, relative: Comparison, absolute: Comparison, **extras: float | None
+    ) -> ComparisonOut:
+        return cls(
+            variant=variant, baseline=baseline, absolute=EffectOut.of(absolute), **_effect_fields(relative), **extras
+        )
 
 
 class MetricVariantOut(BaseModel):
@@ -82,6 +91,7 @@ class MetricResultsOut(BaseModel):
     key: str
     type: MetricType
     event: str
+    role: MetricRole
     variants: list[MetricVariantOut]
     comparisons: list[ComparisonOut]
 
@@ -110,10 +120,19 @@ class SrmOut(BaseModel):
         )
 
 
+class DecisionOut(BaseModel):
+    variant: str
+    verdict: str = Field(description="ship | roll_back | keep_running | proved_neutral | invalid")
+    reasons: list[str]
+
+
 class ExperimentResults(BaseModel):
     experiment: str
     status: ExperimentStatus
     alpha: float
+    method: AnalysisMethod
+    correction: PValueCorrection
     variants: list[VariantOut]
     srm: SrmOut
     metrics: list[MetricResultsOut]
+    decisions: list[DecisionOut] = Field(description="one per treatment when the experiment declares a goal metric")

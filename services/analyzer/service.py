@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from pydantic import TypeAdapter, ValidationError
 
 from services.analyzer.adapters.variant_stats import VariantStatsReader, VariantTotals
+from services.analyzer.reading import Reading, adjusted_p_values, decide_variant, read_pair
 from services.analyzer.schemas import (
     ComparisonOut,
+    DecisionOut,
     EffectOut,
     ExperimentResults,
     MetricResultsOut,
@@ -17,7 +21,7 @@ from services.analyzer.schemas import (
     SrmOut,
     VariantOut,
 )
-from services.analyzer.stats import Arm, TreatmentComparison, srm_check, validate_alpha
+from services.analyzer.stats import Arm, SrmResult, TreatmentComparison, srm_check, validate_alpha
 from services.analyzer.stats.batch import compare_batch
 from splitstream.errors import FieldError, NotFound
 from splitstream.experiment import Experiment, Key, Metric, MetricType
@@ -59,76 +63,123 @@ def _invalid(variant: str, baseline: str, reason: str) -> ComparisonOut:
     return ComparisonOut(variant=variant, baseline=baseline, absolute=nothing, **nothing.model_dump())
 
 
+Cell = tuple[str, str]
+"""(metric key, treatment variant key)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _CellReading:
+    reading: Reading
+    fixed: TreatmentComparison
+    adjusted_p_value: float | None
+
+
 def metric_results(
-    experiment: Experiment, metric: Metric, totals: dict[str, VariantTotals], computed: Iterator[TreatmentComparison]
+    experiment: Experiment, metric: Metric, totals: dict[str, VariantTotals], cells: dict[Cell, _CellReading]
 ) -> MetricResultsOut:
-    """``computed`` yields, in variant order, the comparisons of the pairs ``comparable_pairs`` returned."""
     keys = experiment.variant_keys()
     arms = {key: arm_of(metric, totals[key]) for key in keys}
     control_key = keys[0]
-    control = arms[control_key]
     comparisons = []
     for key in keys[1:]:
-        treatment = arms[key]
-        if isinstance(control, str) or isinstance(treatment, str):
-            broken = control_key if isinstance(control, str) else key
+        cell = cells.get((metric.key, key))
+        if cell is None:
+            broken = control_key if isinstance(arms[control_key], str) else key
             comparisons.append(_invalid(key, control_key, f"variant {broken!r}: {arms[broken]}"))
             continue
-        result = next(computed)
-        comparisons.append(ComparisonOut.of_pair(key, control_key, result.relative, result.absolute))
+        reading = cell.reading
+        comparisons.append(ComparisonOut.of_pair(
+            key, control_key, reading.relative, reading.absolute, adjusted_p_value=cell.adjusted_p_value,
+            chance_to_win=reading.chance_to_win, risk_control=reading.risk_control,
+            risk_treatment=reading.risk_treatment,
+        ))
     return MetricResultsOut(
         key=metric.key,
         type=metric.type,
         event=metric.event,
+        role=metric.role,
         variants=[_variant_summary(key, totals[key], metric, arms[key]) for key in keys],
         comparisons=comparisons,
     )
 
 
-def comparable_pairs(experiment: Experiment, totals: dict[str, VariantTotals]) -> list[tuple[Arm, Arm]]:
-    """Every (control, treatment) pair of every metric whose stored statistics are consistent, in readout order."""
+def read_cells(experiment: Experiment, totals: dict[str, VariantTotals], alpha: float) -> dict[Cell, _CellReading]:
+    """Every metric × treatment whose statistics are consistent, read by the plan's method in one vectorised
+    pass (degenerate pairs fall back to the scalar engine), with p-values adjusted as one family."""
     keys = experiment.variant_keys()
+    cells: list[Cell] = []
     pairs: list[tuple[Arm, Arm]] = []
     for metric in experiment.metrics:
         control = arm_of(metric, totals[keys[0]])
         for key in keys[1:]:
             treatment = arm_of(metric, totals[key])
             if not isinstance(control, str) and not isinstance(treatment, str):
+                cells.append((metric.key, key))
                 pairs.append((control, treatment))
-    return pairs
+    fixed = compare_batch(pairs, alpha)
+    plan = experiment.analysis
+    readings = [read_pair(plan, c, t, f, alpha) for (c, t), f in zip(pairs, fixed, strict=True)]
+    adjusted = adjusted_p_values(readings, plan.correction, alpha)
+    return {
+        cell: _CellReading(reading, result, p)
+        for cell, reading, result, p in zip(cells, readings, fixed, adjusted, strict=True)
+    }
+
+
+def _decisions(
+    experiment: Experiment, cells: dict[Cell, _CellReading], srm: SrmResult | None, users: list[int], alpha: float,
+    now: datetime,
+) -> list[DecisionOut]:
+    if srm is None:
+        return []
+    decisions = []
+    for key in experiment.variant_keys()[1:]:
+        mine = {metric: cell for (metric, variant), cell in cells.items() if variant == key}
+        decision = decide_variant(
+            experiment, {m: c.reading for m, c in mine.items()}, {m: c.fixed for m, c in mine.items()},
+            srm, [users[0], users[experiment.variant_keys().index(key)]], now, alpha,
+        )
+        if decision is not None:
+            decisions.append(DecisionOut(variant=key, verdict=decision.verdict.value, reasons=decision.reasons))
+    return decisions
 
 
 class ResultsService:
     def __init__(
-        self, registry: ExperimentRegistry, stats: VariantStatsReader, *, default_alpha: float, srm_threshold: float
+        self, registry: ExperimentRegistry, stats: VariantStatsReader, *, srm_threshold: float,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
-        validate_alpha(default_alpha)
         self._registry = registry
         self._stats = stats
-        self._default_alpha = default_alpha
         self._srm_threshold = srm_threshold
+        self._clock = clock
 
     async def results(self, key: str, alpha: float | None = None) -> ExperimentResults:
-        """Every treatment against the control (variants[0]) on every metric, and the sample-ratio check."""
-        alpha = self._default_alpha if alpha is None else alpha
-        validate_alpha(alpha)
+        """Every treatment against the control (variants[0]) on every metric, read as the experiment's analysis
+        plan says, the sample-ratio check, and the call for each treatment when a goal metric is declared."""
         experiment = await self._experiment(key)
+        alpha = experiment.analysis.alpha if alpha is None else alpha
+        validate_alpha(alpha)
         totals = await self._stats.read(experiment.key, experiment.variant_keys())
         users = [totals[v.key].users for v in experiment.variants]
+        srm_result = None
         if any(count < 0 for count in users):
             srm = SrmOut(p_value=None, statistic=None, dof=None, status=INVALID_DATA,
                          reason="a variant's stored user count is negative")
         else:
-            srm = SrmOut.of(srm_check(users, experiment.weights, self._srm_threshold))
-        # One vectorised pass over every metric × treatment; degenerate pairs fall back to the scalar engine.
-        computed = iter(compare_batch(comparable_pairs(experiment, totals), alpha))
+            srm_result = srm_check(users, experiment.weights, self._srm_threshold)
+            srm = SrmOut.of(srm_result)
+        cells = read_cells(experiment, totals, alpha)
         return ExperimentResults(
             experiment=experiment.key,
             status=experiment.status,
             alpha=alpha,
+            method=experiment.analysis.method,
+            correction=experiment.analysis.correction,
             variants=[VariantOut(key=v.key, users=totals[v.key].users, weight=v.weight) for v in experiment.variants],
             srm=srm,
-            metrics=[metric_results(experiment, metric, totals, computed) for metric in experiment.metrics],
+            metrics=[metric_results(experiment, metric, totals, cells) for metric in experiment.metrics],
+            decisions=_decisions(experiment, cells, srm_result, users, alpha, self._clock()),
         )
 
     async def _experiment(self, key: str) -> Experiment:

@@ -37,6 +37,8 @@ class Method(StrEnum):
     """Planned-horizon group-sequential z-test with Lan–DeMets O'Brien–Fleming alpha spending."""
     TOST = "tost"
     """Two one-sided tests of equivalence within a margin (Schuirmann 1987), on Welch's t."""
+    GAUSSIAN_POSTERIOR = "gaussian_posterior"
+    """Bayesian: the normal posterior of the effect; the interval is a credible interval and there is no p-value."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -12,7 +12,7 @@ from redis.asyncio import Redis
 
 from services.analyzer.app import create_app
 from services.analyzer.config import AnalyzerSettings
-from splitstream.experiment import Experiment, ExperimentStatus, Metric, Variant
+from splitstream.experiment import AnalysisPlan, Experiment, ExperimentStatus, Metric, Variant
 from splitstream.registry import ExperimentRegistry
 
 WriteStats = Callable[[str, str, Mapping[str, float | int]], Awaitable[None]]
@@ -36,14 +36,20 @@ async def client(settings: AnalyzerSettings, redis: Redis) -> AsyncIterator[http
 def create_experiment(redis: Redis, settings: AnalyzerSettings) -> CreateExperiment:
     """Stores an experiment the way the assignment service does."""
 
-    async def create(key: str, variants: list[tuple[str, float]], metrics: list[Metric]) -> Experiment:
+    async def create(
+        key: str, variants: list[tuple[str, float]], metrics: list[Metric], analysis: AnalysisPlan | None = None,
+        days_running: float = 0.0,
+    ) -> Experiment:
+        now = datetime.now(UTC)
         experiment = Experiment(
             key=key,
             variants=[Variant(key=name, weight=weight) for name, weight in variants],
             metrics=metrics,
+            analysis=analysis or AnalysisPlan(),
             status=ExperimentStatus.RUNNING,
             salt="salt",
-            created_at=datetime.now(UTC),
+            created_at=now - timedelta(days=days_running),
+            started_at=now - timedelta(days=days_running),
         )
         assert await ExperimentRegistry(redis, settings.redis_keys).create(experiment)
         return experiment
