@@ -43,9 +43,11 @@ async def _create_experiment(client: httpx.AsyncClient, base: str, admin: str, k
         "key": key,
         "variants": [{"key": "control_title", "weight": 50}, {"key": "question_title", "weight": 50}],
         "metrics": [
-            {"key": "click_through", "type": "binomial", "event": "title_click"},
-            {"key": "reading_minutes", "type": "mean", "event": "read"},
+            {"key": "click_through", "type": "binomial", "event": "title_click", "role": "goal"},
+            {"key": "reading_minutes", "type": "mean", "event": "read", "role": "guardrail", "margin": 0.05},
         ],
+        # A demo runs for a minute, so the usual week-long minimum runtime is waived to show the call.
+        "analysis": {"min_days": 0, "min_users_per_variant": 5000},
     }
     (await client.post(f"{base}/v1/experiments", json=spec, headers=_bearer(admin))).raise_for_status()
     (await client.post(f"{base}/v1/experiments/{key}/start", headers=_bearer(admin))).raise_for_status()
@@ -140,6 +142,9 @@ def print_readout(console: Console, results: dict[str, Any]) -> bool:
                     covered = comparison["ci_lower"] <= TRUE_RELATIVE_LIFT <= comparison["ci_upper"]
             table.add_row(*row)
         console.print(table)
+    for decision in results.get("decisions", []):
+        console.print(f"Call for {decision['variant']}: [bold]{decision['verdict'].replace('_', ' ')}[/bold] — "
+                      + "; ".join(decision["reasons"]))
     return covered
 
 

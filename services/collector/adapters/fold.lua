@@ -3,6 +3,7 @@
 -- Key layout: splitstream/keys.py (the prefix arrives in ARGV so the names here match RedisKeys exactly).
 -- No KEYS are declared: which keys an event touches depends on data read inside the script (the metric index),
 -- so this script needs a standalone (non-cluster) Redis.
+-- A mean metric's per-user cap (winsorizing) is read from the experiment definition, {p}:exp:{key}.
 --
 -- ARGV: prefix, dedup_ttl, pending_ttl, pending_max, poison_count, then 6 fields per event, in record order:
 --   exposure: "exposure", event_id, user_id, experiment, variant, ts_ms
@@ -37,20 +38,53 @@ local function finite(x)
 end
 
 -- Per-call caches: the script runs atomically, so nothing they hold can change while it runs.
+local definitions = {}
+local function definition_of(experiment)
+  local cached = definitions[experiment]
+  if cached == nil then
+    cached = false
+    local raw = redis.call('GET', experiment_key(experiment))
+    local ok, definition = pcall(cjson.decode, raw or '')
+    if raw and ok and type(definition) == 'table' then
+      cached = definition
+    end
+    definitions[experiment] = cached
+  end
+  return cached
+end
+
 local variant_sets = {}
 local function variants_of(experiment)
   local cached = variant_sets[experiment]
   if cached == nil then
     cached = false
-    local raw = redis.call('GET', experiment_key(experiment))
-    local ok, definition = pcall(cjson.decode, raw or '')
-    if raw and ok and type(definition) == 'table' and type(definition.variants) == 'table' then
+    local definition = definition_of(experiment)
+    if definition and type(definition.variants) == 'table' then
       cached = {}
       for _, variant in ipairs(definition.variants) do
         cached[variant.key] = true
       end
     end
     variant_sets[experiment] = cached
+  end
+  return cached
+end
+
+-- metric -> cap for the experiment's capped metrics; an absent cap is JSON null (cjson.null), not a number.
+local cap_tables = {}
+local function caps_of(experiment)
+  local cached = cap_tables[experiment]
+  if cached == nil then
+    cached = {}
+    local definition = definition_of(experiment)
+    if definition and type(definition.metrics) == 'table' then
+      for _, metric in ipairs(definition.metrics) do
+        if type(metric) == 'table' and type(metric.key) == 'string' and type(metric.cap) == 'number' then
+          cached[metric.key] = metric.cap
+        end
+      end
+    end
+    cap_tables[experiment] = cached
   end
   return cached
 end
@@ -73,8 +107,9 @@ local function metrics_fed_by(name)
 end
 
 -- Adds one event to one exposed user's metric. Binomial: y_i = 1 once the user converts (at most once).
--- Mean: y_i is the user's running total; Σy gains the value v and Σy² gains new² − old², so both stay sums
--- over users of their per-user totals.
+-- Mean: the user's raw running total T is kept in the user hash and y_i = T, or, with a cap c, the winsorized
+-- y_i = min(T, c) (from above only: negative totals stay). On T_old -> T_new, Σy gains y(T_new) − y(T_old) and
+-- Σy² gains y(T_new)² − y(T_old)², so both stay sums over users of their (capped) totals.
 local function fold(experiment, user_hash, variant, metric, metric_type, value)
   local total_field = 'm:' .. metric
   local stats = variant_key(experiment, variant)
@@ -85,21 +120,27 @@ local function fold(experiment, user_hash, variant, metric, metric_type, value)
       redis.call('HINCRBYFLOAT', stats, sumsq_field, 1)
     end
   elseif metric_type == 'mean' then
-    local y = 1
-    if value ~= '' then y = tonumber(value) end
+    local v = 1
+    if value ~= '' then v = tonumber(value) end
     local old = tonumber(redis.call('HGET', user_hash, total_field) or '0')
-    local new = old + y
-    local square_delta = new * new - old * old
+    local new = old + v
+    local y_old, y_new, sum_delta = old, new, v
+    local cap = caps_of(experiment)[metric]
+    if cap then
+      y_old, y_new = math.min(old, cap), math.min(new, cap)
+      sum_delta = y_new - y_old
+    end
+    local square_delta = y_new * y_new - y_old * y_old
     local sums = redis.call('HMGET', stats, sum_field, sumsq_field)
-    local sum_after = tonumber(sums[1] or '0') + y
+    local sum_after = tonumber(sums[1] or '0') + sum_delta
     local sumsq_after = tonumber(sums[2] or '0') + square_delta
-    if not (finite(new) and finite(new * new) and finite(old * old) and finite(sum_after)
+    if not (finite(new) and finite(y_new * y_new) and finite(y_old * y_old) and finite(sum_after)
             and finite(sumsq_after)) then
       overflow = overflow + 1
       return
     end
     redis.call('HSET', user_hash, total_field, new)
-    redis.call('HINCRBYFLOAT', stats, sum_field, y)
+    redis.call('HINCRBYFLOAT', stats, sum_field, sum_delta)
     redis.call('HINCRBYFLOAT', stats, sumsq_field, square_delta)
   end
 end
