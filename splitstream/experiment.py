@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationInfo, field_validator
 
 # Keys end up inside Redis keys and Kafka payloads, so they stay short and free of separators.
 Key = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")]
@@ -64,6 +64,9 @@ class AnalysisMethod(StrEnum):
     """Gaussian posterior: chance to win and expected losses."""
     SEQUENTIAL = "sequential"
     """Always-valid confidence sequences tuned to the planned sample: safe to read at any time."""
+    GROUP_SEQUENTIAL = "group_sequential"
+    """Planned horizon, O'Brien–Fleming alpha spending over the looks actually taken; needs
+    ``planned_users_per_variant``."""
 
 
 class PValueCorrection(StrEnum):
@@ -81,11 +84,24 @@ class AnalysisPlan(BaseModel):
     alpha: float = Field(0.05, gt=0, lt=0.5, allow_inf_nan=False)
     correction: PValueCorrection = PValueCorrection.HOLM
     """Across every metric × treatment comparison; the goal metric's call uses its own unadjusted test."""
-    planned_users_per_variant: int | None = Field(None, gt=0)
+    # Validated even when absent, so that a group-sequential plan without a horizon is refused (see below).
+    planned_users_per_variant: int | None = Field(None, gt=0, validate_default=True)
     min_users_per_variant: int = Field(1000, ge=0)
     min_days: float = Field(7.0, ge=0, allow_inf_nan=False)
     equivalence_margin: float | None = Field(None, gt=0, allow_inf_nan=False)
     """Relative margin within which the goal's effect counts as neutral (TOST); None: never prove neutral."""
+    looks: int = Field(5, ge=1, le=100)
+    """Group sequential: scheduled looks, evenly spaced in information: look k when the smallest variant reaches
+    k/looks of ``planned_users_per_variant``."""
+
+    # A field validator (not a model one) so that the error names the missing field; ``method`` is declared
+    # before it, so it is already in ``info.data`` (absent only when it was itself invalid).
+    @field_validator("planned_users_per_variant")
+    @classmethod
+    def _horizon_of_group_sequential(cls, planned: int | None, info: ValidationInfo) -> int | None:
+        if planned is None and info.data.get("method") is AnalysisMethod.GROUP_SEQUENTIAL:
+            raise ValueError("the group_sequential method needs planned_users_per_variant (its planned horizon)")
+        return planned
 
 
 _Keyed = TypeVar("_Keyed", Variant, Metric)

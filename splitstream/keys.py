@@ -8,6 +8,9 @@ Redis (one logical database, every key under ``prefix``):
                                       ``{metric}:sum``, ``{metric}:sumsq``
 - ``{p}:exp:{key}:u:{user}``          hash of one exposed user: ``variant``, ``ts`` (first exposure, epoch ms),
                                       ``m:{metric}`` (the user's running total)
+- ``{p}:exp:{key}:looks``             list of the group-sequential looks the analyzer recorded, oldest first: one
+                                      JSON record per look (services/analyzer/looks.py), appended only when the
+                                      list holds exactly the looks before it, so no look is recorded twice
 - ``{p}:user:{user}:pending``         recent events of the user, replayed when a later exposure arrives
 - ``{p}:seen:{event_id}``             marks an event as applied, so a redelivered event is not counted twice
 - ``{p}:stats:{counter}``             the consumer's counters: applied, duplicates, orphan_exposures, poison, ...
@@ -40,6 +43,9 @@ class RedisKeys:
 
     def exposed_user(self, experiment: str, user_id: str) -> str:
         return f"{self.prefix}:exp:{experiment}:u:{user_id}"
+
+    def looks(self, experiment: str) -> str:
+        return f"{self.prefix}:exp:{experiment}:looks"
 
     def pending(self, user_id: str) -> str:
         return f"{self.prefix}:user:{user_id}:pending"

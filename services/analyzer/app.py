@@ -10,6 +10,7 @@ from typing import TypedDict
 from fastapi import FastAPI, Request
 from redis.asyncio import Redis
 
+from services.analyzer.adapters.looks import LookLog
 from services.analyzer.adapters.variant_stats import VariantStatsReader
 from services.analyzer.config import AnalyzerSettings
 from services.analyzer.routes import router
@@ -33,6 +34,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[AnalyzerState]:
     results = ResultsService(
         registry,
         VariantStatsReader(redis, settings.redis_keys),
+        LookLog(redis, settings.redis_keys),
         srm_threshold=settings.srm_threshold,
     )
     try:

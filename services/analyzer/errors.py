@@ -10,3 +10,10 @@ class CorruptStatistics(SplitStreamError):
 
     status_code = 500
     code = "corrupt_statistics"
+
+
+class CorruptLooks(SplitStreamError):
+    """A recorded group-sequential look in Redis cannot be read back: the experiment's look history is damaged."""
+
+    status_code = 500
+    code = "corrupt_looks"

@@ -27,7 +27,7 @@ from services.analyzer.stats import (
     tuning_parameter_from_plan,
 )
 from services.analyzer.stats.bayesian import BayesianEffect
-from services.analyzer.stats.sequential import confidence_sequence_from_estimate
+from services.analyzer.stats.sequential import GroupSequentialResult, confidence_sequence_from_estimate
 from splitstream.experiment import AnalysisMethod, AnalysisPlan, Experiment, MetricRole, PValueCorrection
 
 _CORRECTIONS = {PValueCorrection.HOLM: Correction.HOLM, PValueCorrection.BH: Correction.BENJAMINI_HOCHBERG}
@@ -42,6 +42,8 @@ class Reading:
     chance_to_win: float | None = None
     risk_control: float | None = None
     risk_treatment: float | None = None
+    group_sequential: GroupSequentialResult | None = None
+    """Group sequential: the relative comparison's test at the latest recorded look (services/analyzer/looks.py)."""
 
 
 def _sequential(comparison: Comparison, total_users: int, tuning: float, alpha: float) -> Comparison:
@@ -66,7 +68,8 @@ def _posterior(effect: BayesianEffect) -> Comparison:
 
 def read_pair(plan: AnalysisPlan, control: Arm, treatment: Arm, fixed: TreatmentComparison, alpha: float) -> Reading:
     """The fixed-horizon comparison re-read by ``plan.method`` (sequential: N* is twice the planned users per
-    variant, or the current sample when no plan was given; Bayesian: flat prior)."""
+    variant, or the current sample when no plan was given; Bayesian: flat prior). Group sequential reads the
+    recorded looks instead of the current data (``looks.read_at_latest_look``), so it never comes here."""
     if plan.method is AnalysisMethod.SEQUENTIAL:
         total = control.n + treatment.n
         tuning = (2.0 * plan.planned_users_per_variant if plan.planned_users_per_variant

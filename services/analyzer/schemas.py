@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, Field
@@ -34,7 +35,9 @@ class EffectOut(BaseModel):
     std_error: Number
     statistic: Number = Field(description="t or z statistic of the test")
     dof: Number = Field(description="degrees of freedom of a t test")
-    method: str = Field(description="welch_t | pooled_z | fisher_exact")
+    method: str = Field(
+        description="welch_t | pooled_z | fisher_exact | confidence_sequence | gaussian_posterior | group_sequential"
+    )
     status: str = Field(description=STATUS_DESCRIPTION)
     reason: str | None
 
@@ -68,11 +71,20 @@ class ComparisonOut(EffectOut):
     chance_to_win: Number = Field(None, description="Bayesian: P(lift > 0)")
     risk_control: Number = Field(None, description="Bayesian: expected loss of keeping the control, E[max(Δ,0)]")
     risk_treatment: Number = Field(None, description="Bayesian: expected loss of shipping, E[max(−Δ,0)]")
+    look: int | None = Field(None, description="group sequential: the recorded look this comparison is tested at")
+    information_fraction: Number = Field(None, description="group sequential: t of that look, min(users)/planned")
+    boundary: Number = Field(
+        None, description="group sequential: the O'Brien–Fleming efficacy boundary c_k on the z scale (null when no "
+                          "alpha is left); the interval is the repeated CI effect ± c_k·std_error",
+    )
+    alpha_spent: Number = Field(None, description="group sequential: cumulative alpha spent up to that look")
+    reject: bool | None = Field(None, description="group sequential: |z| ≥ boundary at that look (H0 rejected)")
     absolute: EffectOut
 
     @classmethod
     def of_pair(
-        cls, variant: str, baseline: str, relative: Comparison, absolute: Comparison, **extras: float | None
+        cls, variant: str, baseline: str, relative: Comparison, absolute: Comparison,
+        **extras: float | int | bool | None,
     ) -> ComparisonOut:
         return cls(
             variant=variant, baseline=baseline, absolute=EffectOut.of(absolute), **_effect_fields(relative), **extras
@@ -126,6 +138,13 @@ class DecisionOut(BaseModel):
     reasons: list[str]
 
 
+class LookOut(BaseModel):
+    look: int = Field(description="ordinal of the recorded look")
+    information_fraction: float = Field(description="t = (users of the smallest variant) / planned users per variant")
+    users: dict[str, int] = Field(description="exposed users per variant at the look")
+    recorded_at: datetime
+
+
 class ExperimentResults(BaseModel):
     experiment: str
     status: ExperimentStatus
@@ -136,3 +155,6 @@ class ExperimentResults(BaseModel):
     srm: SrmOut
     metrics: list[MetricResultsOut]
     decisions: list[DecisionOut] = Field(description="one per treatment when the experiment declares a goal metric")
+    looks: list[LookOut] = Field(
+        default_factory=list, description="group sequential: the looks recorded so far, oldest first (else empty)"
+    )

@@ -3,19 +3,30 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from pydantic import TypeAdapter, ValidationError
 
+from services.analyzer.adapters.looks import LookLog
 from services.analyzer.adapters.variant_stats import VariantStatsReader, VariantTotals
+from services.analyzer.looks import (
+    Cell,
+    LookRecord,
+    build_look,
+    due_threshold,
+    goal_rejected,
+    read_at_latest_look,
+    waiting_reading,
+)
 from services.analyzer.reading import Reading, adjusted_p_values, decide_variant, read_pair
 from services.analyzer.schemas import (
     ComparisonOut,
     DecisionOut,
     EffectOut,
     ExperimentResults,
+    LookOut,
     MetricResultsOut,
     MetricVariantOut,
     SrmOut,
@@ -24,7 +35,7 @@ from services.analyzer.schemas import (
 from services.analyzer.stats import Arm, SrmResult, TreatmentComparison, srm_check, validate_alpha
 from services.analyzer.stats.batch import compare_batch
 from splitstream.errors import FieldError, NotFound
-from splitstream.experiment import Experiment, Key, Metric, MetricType
+from splitstream.experiment import AnalysisMethod, Experiment, Key, Metric, MetricType
 from splitstream.registry import ExperimentRegistry
 from splitstream.statistics import Proportion, SampleMoments
 
@@ -63,8 +74,11 @@ def _invalid(variant: str, baseline: str, reason: str) -> ComparisonOut:
     return ComparisonOut(variant=variant, baseline=baseline, absolute=nothing, **nothing.model_dump())
 
 
-Cell = tuple[str, str]
-"""(metric key, treatment variant key)."""
+@dataclass(frozen=True, slots=True)
+class _Pair:
+    control: Arm
+    treatment: Arm
+    fixed: TreatmentComparison
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,10 +102,16 @@ def metric_results(
             comparisons.append(_invalid(key, control_key, f"variant {broken!r}: {arms[broken]}"))
             continue
         reading = cell.reading
+        look = reading.group_sequential
         comparisons.append(ComparisonOut.of_pair(
             key, control_key, reading.relative, reading.absolute, adjusted_p_value=cell.adjusted_p_value,
             chance_to_win=reading.chance_to_win, risk_control=reading.risk_control,
             risk_treatment=reading.risk_treatment,
+            look=None if look is None else look.look,
+            information_fraction=None if look is None else look.information_fraction,
+            boundary=None if look is None else look.boundary,
+            alpha_spent=None if look is None else look.alpha_spent,
+            reject=None if look is None else look.reject,
         ))
     return MetricResultsOut(
         key=metric.key,
@@ -103,9 +123,9 @@ def metric_results(
     )
 
 
-def read_cells(experiment: Experiment, totals: dict[str, VariantTotals], alpha: float) -> dict[Cell, _CellReading]:
-    """Every metric × treatment whose statistics are consistent, read by the plan's method in one vectorised
-    pass (degenerate pairs fall back to the scalar engine), with p-values adjusted as one family."""
+def compare_cells(experiment: Experiment, totals: dict[str, VariantTotals], alpha: float) -> dict[Cell, _Pair]:
+    """The fixed-horizon comparison of every metric × treatment whose statistics are consistent, in one vectorised
+    pass (degenerate pairs fall back to the scalar engine)."""
     keys = experiment.variant_keys()
     cells: list[Cell] = []
     pairs: list[tuple[Arm, Arm]] = []
@@ -117,12 +137,26 @@ def read_cells(experiment: Experiment, totals: dict[str, VariantTotals], alpha: 
                 cells.append((metric.key, key))
                 pairs.append((control, treatment))
     fixed = compare_batch(pairs, alpha)
+    return {cell: _Pair(c, t, f) for cell, (c, t), f in zip(cells, pairs, fixed, strict=True)}
+
+
+def read_cells(
+    experiment: Experiment, pairs: dict[Cell, _Pair], alpha: float, looks: Sequence[LookRecord] = (),
+    smallest_variant_users: int = 0,
+) -> dict[Cell, _CellReading]:
+    """Every compared cell read by the plan's method (group sequential: at the latest of ``looks``), with p-values
+    adjusted as one family."""
     plan = experiment.analysis
-    readings = [read_pair(plan, c, t, f, alpha) for (c, t), f in zip(pairs, fixed, strict=True)]
+    if plan.method is not AnalysisMethod.GROUP_SEQUENTIAL:
+        readings = [read_pair(plan, pair.control, pair.treatment, pair.fixed, alpha) for pair in pairs.values()]
+    elif looks:
+        readings = [read_at_latest_look(looks, metric, variant, alpha) for metric, variant in pairs]
+    else:
+        readings = [waiting_reading(plan, smallest_variant_users)] * len(pairs)
     adjusted = adjusted_p_values(readings, plan.correction, alpha)
     return {
-        cell: _CellReading(reading, result, p)
-        for cell, reading, result, p in zip(cells, readings, fixed, adjusted, strict=True)
+        cell: _CellReading(reading, pair.fixed, p)
+        for (cell, pair), reading, p in zip(pairs.items(), readings, adjusted, strict=True)
     }
 
 
@@ -146,17 +180,19 @@ def _decisions(
 
 class ResultsService:
     def __init__(
-        self, registry: ExperimentRegistry, stats: VariantStatsReader, *, srm_threshold: float,
+        self, registry: ExperimentRegistry, stats: VariantStatsReader, looks: LookLog, *, srm_threshold: float,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._registry = registry
         self._stats = stats
+        self._looks = looks
         self._srm_threshold = srm_threshold
         self._clock = clock
 
     async def results(self, key: str, alpha: float | None = None) -> ExperimentResults:
         """Every treatment against the control (variants[0]) on every metric, read as the experiment's analysis
-        plan says, the sample-ratio check, and the call for each treatment when a goal metric is declared."""
+        plan says, the sample-ratio check, and the call for each treatment when a goal metric is declared. A
+        group-sequential plan is read at its latest recorded look; this request records the next look when due."""
         experiment = await self._experiment(key)
         alpha = experiment.analysis.alpha if alpha is None else alpha
         validate_alpha(alpha)
@@ -169,7 +205,11 @@ class ResultsService:
         else:
             srm_result = srm_check(users, experiment.weights, self._srm_threshold)
             srm = SrmOut.of(srm_result)
-        cells = read_cells(experiment, totals, alpha)
+        pairs = compare_cells(experiment, totals, alpha)
+        looks: list[LookRecord] = []
+        if experiment.analysis.method is AnalysisMethod.GROUP_SEQUENTIAL:
+            looks = await self._take_look(experiment, {v.key: totals[v.key].users for v in experiment.variants}, pairs)
+        cells = read_cells(experiment, pairs, alpha, looks, min(users))
         return ExperimentResults(
             experiment=experiment.key,
             status=experiment.status,
@@ -180,7 +220,30 @@ class ResultsService:
             srm=srm,
             metrics=[metric_results(experiment, metric, totals, cells) for metric in experiment.metrics],
             decisions=_decisions(experiment, cells, srm_result, users, alpha, self._clock()),
+            looks=[LookOut(look=r.look, information_fraction=r.information_fraction, users=r.users,
+                           recorded_at=r.recorded_at) for r in looks],
         )
+
+    async def _take_look(
+        self, experiment: Experiment, users: dict[str, int], pairs: dict[Cell, _Pair]
+    ) -> list[LookRecord]:
+        """The recorded looks, after recording a new one if a scheduled threshold was crossed since the last look
+        and the test is not over (see services/analyzer/looks.py). Stopping follows the plan's alpha: the looks
+        belong to the experiment, whatever alpha a reader asks for."""
+        plan = experiment.analysis
+        recorded = await self._looks.read(experiment.key)
+        goal = experiment.goal
+        if goal_rejected(recorded, None if goal is None else goal.key, plan.alpha):
+            return recorded
+        threshold = due_threshold(recorded, users, plan)
+        if threshold is None:
+            return recorded
+        fixed = {cell: pair.fixed for cell, pair in pairs.items()}
+        record = build_look(recorded, users, plan, threshold, fixed, self._clock())
+        if await self._looks.append(experiment.key, record):
+            return [*recorded, record]
+        # Another request recorded this look first: report its record, not ours.
+        return await self._looks.read(experiment.key)
 
     async def _experiment(self, key: str) -> Experiment:
         missing = NotFound(f"no experiment {key!r}", [FieldError("key", "no experiment with this key")])

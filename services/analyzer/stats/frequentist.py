@@ -31,6 +31,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from fractions import Fraction
 
 from scipy import special, stats
 
@@ -146,7 +147,16 @@ def welch_dof(control: AnyArm, treatment: AnyArm) -> float:
     share_t = treatment.variance / treatment.n
     # Products, not **: float ** raises OverflowError where * gives inf, which the callers turn into a status.
     total = share_c + share_t
-    return total * total / (share_c * share_c / (control.n - 1) + share_t * share_t / (treatment.n - 1))
+    denominator = share_c * share_c / (control.n - 1) + share_t * share_t / (treatment.n - 1)
+    if denominator == 0:
+        # Shares below ~1e-154 (subnormal variances) square to 0 although some variance exists; ν is scale-free,
+        # so exact rationals recover it without changing the float path of every ordinary comparison.
+        exact_c = Fraction(control.variance) / Fraction(control.n)
+        exact_t = Fraction(treatment.variance) / Fraction(treatment.n)
+        exact_total = exact_c + exact_t
+        return float(exact_total * exact_total
+                     / (exact_c * exact_c / (control.n - 1) + exact_t * exact_t / (treatment.n - 1)))
+    return total * total / denominator
 
 
 def _too_few_users(control: AnyArm, treatment: AnyArm) -> str | None:

@@ -105,7 +105,7 @@ async def test_bayesian_and_sequential_methods_change_how_the_same_data_read(
         assert results["method"] == method.value
         readings[method] = results["metrics"][0]["comparisons"][0]
 
-    fixed, bayes, sequential = (readings[m] for m in AnalysisMethod)
+    fixed, bayes, sequential, group = (readings[m] for m in AnalysisMethod)
     assert fixed["method"] == "welch_t" and fixed["chance_to_win"] is None
     assert bayes["method"] == "gaussian_posterior" and bayes["p_value"] is None
     assert 0.9 < bayes["chance_to_win"] < 1 and bayes["risk_control"] > bayes["risk_treatment"] > 0
@@ -113,3 +113,8 @@ async def test_bayesian_and_sequential_methods_change_how_the_same_data_read(
     # Valid under continuous peeking costs width: the sequence is wider than the fixed-horizon interval.
     assert sequential["ci_upper"] - sequential["ci_lower"] > fixed["ci_upper"] - fixed["ci_lower"]
     assert sequential["effect"] == pytest.approx(fixed["effect"])
+    # 20,000 of 40,000 planned: one look at t = 0.5, whose O'Brien–Fleming boundary is far above 1.96.
+    assert group["method"] == "group_sequential" and group["p_value"] is None
+    assert (group["look"], group["information_fraction"]) == (1, 0.5) and group["boundary"] > 2.5
+    assert group["ci_upper"] - group["ci_lower"] > fixed["ci_upper"] - fixed["ci_lower"]
+    assert group["effect"] == pytest.approx(fixed["effect"])

@@ -99,6 +99,17 @@ def test_swapping_arms_negates_the_absolute_difference() -> None:
         assert backward.dof == pytest.approx(forward.dof)
 
 
+def test_welch_dof_survives_variances_whose_squares_underflow() -> None:
+    # Found by hypothesis: shares of ~1e-222 square to 0.0, which divided by zero. ν is scale-free, so the tiny
+    # arms must give the ν of the same arms scaled up by 1e111 (whose squares are ordinary floats).
+    tiny = (SampleMoments(n=3, sum=1.5e-111, sum_squares=2.4e-222),
+            SampleMoments(n=5, sum=2.0e-111, sum_squares=3.1e-222))
+    scaled = SampleMoments(n=3, sum=1.5, sum_squares=2.4), SampleMoments(n=5, sum=2.0, sum_squares=3.1)
+    assert welch_dof(*tiny) == pytest.approx(welch_dof(*scaled), rel=1e-9)
+    constant_control = SampleMoments(n=2, sum=0.0, sum_squares=0.0)
+    assert absolute_difference(constant_control, tiny[1]).dof == pytest.approx(4.0, rel=1e-12)
+
+
 def test_relative_dof_is_the_unscaled_welch_dof() -> None:
     control, treatment = Proportion(3000, 300), Proportion(9000, 990)
     assert relative_difference(control, treatment).dof == pytest.approx(welch_dof(control, treatment))
