@@ -19,7 +19,7 @@ from devstack.errors import StackError
 from devstack.kafka import broker_process
 from devstack.redis_server import server_process
 from devstack.services import SERVICES, process_of
-from splitstream.eventlog import ensure_topic
+from splitstream.eventlog import ensure_topics
 from splitstream.settings import CommonSettings
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Run SplitStream's local stack.")
@@ -135,10 +135,13 @@ def test(context: typer.Context) -> None:
 def topics(
     partitions: Annotated[int, typer.Option(envvar="SPLITSTREAM_PARTITIONS", min=1)] = 4,
 ) -> None:
-    """Create the events topic on the broker the SPLITSTREAM_* settings name (used by docker-compose)."""
+    """Create the events topic and its dead-letter topic on the broker the SPLITSTREAM_* settings name (used by
+    docker-compose)."""
     settings = CommonSettings()
-    created = asyncio.run(ensure_topic(settings.kafka_bootstrap_servers, settings.events_topic, partitions))
-    _say(f"topic {settings.events_topic}: {'created' if created else 'exists'}")
+    topics = [settings.events_topic, settings.dead_letter_topic]
+    created = asyncio.run(ensure_topics(settings.kafka_bootstrap_servers, topics, partitions))
+    for topic, new in created.items():
+        _say(f"topic {topic}: {'created' if new else 'exists'}")
 
 
 def main() -> None:

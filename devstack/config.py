@@ -19,11 +19,16 @@ class Ports:
     assignment: int
     collector: int
     analyzer: int
+    consumer_metrics: int
 
 
-DEV_PORTS = Ports(kafka=9092, kafka_controller=9093, redis=6379, assignment=8001, collector=8002, analyzer=8003)
+DEV_PORTS = Ports(
+    kafka=9092, kafka_controller=9093, redis=6379, assignment=8001, collector=8002, analyzer=8003,
+    consumer_metrics=9102,
+)
 TEST_PORTS = Ports(
-    kafka=29092, kafka_controller=29093, redis=26379, assignment=28001, collector=28002, analyzer=28003
+    kafka=29092, kafka_controller=29093, redis=26379, assignment=28001, collector=28002, analyzer=28003,
+    consumer_metrics=29102,
 )
 
 
@@ -69,6 +74,7 @@ def dev_config() -> StackConfig:
         assignment=_env_int("SPLITSTREAM_ASSIGNMENT_PORT", DEV_PORTS.assignment),
         collector=_env_int("SPLITSTREAM_COLLECTOR_PORT", DEV_PORTS.collector),
         analyzer=_env_int("SPLITSTREAM_ANALYZER_PORT", DEV_PORTS.analyzer),
+        consumer_metrics=_env_int("SPLITSTREAM_COLLECTOR_CONSUMER_METRICS_PORT", DEV_PORTS.consumer_metrics),
     )
     return StackConfig(
         profile="dev",

@@ -2,7 +2,7 @@
 
 Steps: resolve the classpath once into the cache with ``mvn dependency:copy-dependencies`` (deploy/kafka/pom.xml),
 write server.properties from deploy/kafka/server.properties, format the KRaft storage, start ``kafka.Kafka``,
-wait until the broker answers, create the events topic.
+wait until the broker answers, create the events topic and its dead-letter topic.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from string import Template
 from devstack.config import KAFKA_VERSION, PROJECT_ROOT, StackConfig
 from devstack.errors import StackError
 from devstack.processes import ManagedProcess
-from splitstream.eventlog import ensure_topic
+from splitstream.eventlog import dead_letter_topic_for, ensure_topic
 
 DEPLOY_DIR = PROJECT_ROOT / "deploy" / "kafka"
 JVM_OPTIONS = [
@@ -128,8 +128,13 @@ def start(config: StackConfig, timeout: float = 90.0) -> str:
     process.start([*java, "kafka.Kafka", properties], env=os.environ, cwd=config.run_dir)
     _wait_ready(config, process, timeout)
     created = asyncio.run(ensure_topic(config.kafka_bootstrap, config.topic, config.partitions))
+    dead_letter_topic = dead_letter_topic_for(config.topic)
+    asyncio.run(ensure_topic(config.kafka_bootstrap, dead_letter_topic, config.partitions))
     topic_note = "created" if created else "exists"
-    return f"started (pid {process.pid()}), topic {config.topic} {topic_note} with {config.partitions} partitions"
+    return (
+        f"started (pid {process.pid()}), topic {config.topic} {topic_note} with {config.partitions} partitions "
+        f"(dead letters: {dead_letter_topic})"
+    )
 
 
 def _wait_ready(config: StackConfig, process: ManagedProcess, timeout: float) -> None:

@@ -40,6 +40,8 @@ def service_env(config: StackConfig, redis_url: str, keys: dict[str, str]) -> di
         "SPLITSTREAM_KAFKA_BOOTSTRAP_SERVERS": config.kafka_bootstrap,
         "SPLITSTREAM_EVENTS_TOPIC": config.topic,
         "SPLITSTREAM_REDIS_URL": redis_url,
+        "SPLITSTREAM_COLLECTOR_CONSUMER_METRICS_HOST": "127.0.0.1",
+        "SPLITSTREAM_COLLECTOR_CONSUMER_METRICS_PORT": str(config.ports.consumer_metrics),
         "PYTHONUNBUFFERED": "1",
     }
 

@@ -1,12 +1,14 @@
 """One error hierarchy with status codes and one JSON shape for every 4xx/5xx the services answer.
 
 Body: ``{"error": {"code", "message", "fields": [{"field", "reason"}]}}``; ``fields`` names what was wrong.
+An error may also carry response headers, e.g. ``Retry-After`` on a 503.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -24,11 +26,15 @@ class FieldError:
 class SplitStreamError(Exception):
     status_code = 500
     code = "internal_error"
+    default_headers: ClassVar[Mapping[str, str]] = {}
 
-    def __init__(self, message: str, fields: list[FieldError] | None = None) -> None:
+    def __init__(
+        self, message: str, fields: list[FieldError] | None = None, *, headers: Mapping[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.fields = fields or []
+        self.headers: dict[str, str] = {**self.default_headers, **(headers or {})}
 
     def body(self) -> dict[str, Any]:
         return {
@@ -38,6 +44,13 @@ class SplitStreamError(Exception):
                 "fields": [{"field": f.field, "reason": f.reason} for f in self.fields],
             }
         }
+
+
+class BadRequest(SplitStreamError):
+    """The request cannot even be read (e.g. its body is not JSON); a readable but wrong one is ``InvalidRequest``."""
+
+    status_code = 400
+    code = "bad_request"
 
 
 class InvalidRequest(SplitStreamError):
@@ -70,9 +83,14 @@ class PayloadTooLarge(SplitStreamError):
     code = "payload_too_large"
 
 
+RETRY_AFTER_SECONDS = 5
+"""What a 503 tells clients to wait before trying again: about one reconnect attempt of a Kafka or Redis client."""
+
+
 class DependencyUnavailable(SplitStreamError):
     status_code = 503
     code = "dependency_unavailable"
+    default_headers: ClassVar[Mapping[str, str]] = {"Retry-After": str(RETRY_AFTER_SECONDS)}
 
 
 def field_errors(errors: list[ErrorDetails] | list[Any], *, skip_first: bool = False) -> list[FieldError]:
@@ -94,7 +112,7 @@ def from_validation_error(error: ValidationError, message: str = "invalid input"
 def install_error_handlers(app: FastAPI) -> None:
     async def on_splitstream_error(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, SplitStreamError)
-        return JSONResponse(exc.body(), status_code=exc.status_code)
+        return JSONResponse(exc.body(), status_code=exc.status_code, headers=exc.headers or None)
 
     async def on_validation_error(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)

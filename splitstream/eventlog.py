@@ -68,19 +68,38 @@ class EventLog:
             raise DependencyUnavailable(f"kafka: topic {self.topic} has no partitions")
 
 
+DEAD_LETTER_SUFFIX = ".dead-letter"
+
+
+def dead_letter_topic_for(events_topic: str) -> str:
+    """The default topic where the consumer sets aside the records of ``events_topic`` it cannot decode."""
+    return f"{events_topic}{DEAD_LETTER_SUFFIX}"
+
+
 async def ensure_topic(bootstrap_servers: str, topic: str, partitions: int) -> bool:
     """Create the topic if it does not exist; True if this call created it."""
+    created = await ensure_topics(bootstrap_servers, [topic], partitions)
+    return created[topic]
+
+
+async def ensure_topics(bootstrap_servers: str, topics: Sequence[str], partitions: int) -> dict[str, bool]:
+    """Create those of ``topics`` that do not exist, with one admin connection; per topic, whether it was created."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="splitstream-admin")
     await admin.start()
     try:
-        existing = await admin.list_topics()
-        if topic in existing:
-            return False
-        try:
-            await admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)])
-        except TopicAlreadyExistsError:
-            return False
-        return True
+        existing = set(await admin.list_topics())
+        created: dict[str, bool] = {}
+        for topic in topics:
+            if topic in existing or topic in created:
+                created.setdefault(topic, False)
+                continue
+            try:
+                await admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)])
+            except TopicAlreadyExistsError:
+                created[topic] = False
+            else:
+                created[topic] = True
+        return created
     finally:
         await admin.close()
 

@@ -2,6 +2,10 @@
 
 On Kafka every event is one record on the events topic, keyed by ``user_id`` so that one user's events stay
 in order on one partition, with the JSON encoding of the model as value.
+
+``received_at`` is the collector's clock when it accepted the event (UTC), set by the collector on every event it
+publishes; whatever a client sends in that field is overwritten. Events published by other services (the
+assignment service's exposures) leave it ``None``.
 """
 
 from __future__ import annotations
@@ -25,11 +29,14 @@ class _BaseEvent(BaseModel):
     event_id: EventId
     user_id: UserId
     timestamp: datetime
+    received_at: datetime | None = None
 
-    @field_validator("timestamp")
+    @field_validator("timestamp", "received_at")
     @classmethod
-    def _aware_utc(cls, value: datetime) -> datetime:
+    def _aware_utc(cls, value: datetime | None) -> datetime | None:
         # A naive timestamp is read as UTC rather than the server's local zone.
+        if value is None:
+            return None
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)

@@ -6,9 +6,12 @@ Shared fields are read from unprefixed ``SPLITSTREAM_*`` variables (one value fo
 
 from __future__ import annotations
 
-from pydantic import AliasChoices, Field, SecretStr
+from typing import Self
+
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from splitstream.eventlog import dead_letter_topic_for
 from splitstream.keys import DEFAULT_EVENTS_TOPIC, RedisKeys
 
 
@@ -21,11 +24,19 @@ class CommonSettings(BaseSettings):
 
     kafka_bootstrap_servers: str = Field("127.0.0.1:9092", validation_alias=_shared("kafka_bootstrap_servers"))
     events_topic: str = Field(DEFAULT_EVENTS_TOPIC, validation_alias=_shared("events_topic"))
+    dead_letter_topic: str = Field("", validation_alias=_shared("dead_letter_topic"))
+    """Where undecodable records of the events topic go; empty means ``{events_topic}.dead-letter``."""
     redis_url: str = Field("redis://127.0.0.1:6379/0", validation_alias=_shared("redis_url"))
     redis_prefix: str = Field("ss", validation_alias=_shared("redis_prefix"))
     admin_key: SecretStr | None = Field(None, validation_alias=_shared("admin_key"))
     ingest_key: SecretStr | None = Field(None, validation_alias=_shared("ingest_key"))
     read_key: SecretStr | None = Field(None, validation_alias=_shared("read_key"))
+
+    @model_validator(mode="after")
+    def _dead_letter_topic_follows_the_events_topic(self) -> Self:
+        if not self.dead_letter_topic:
+            self.dead_letter_topic = dead_letter_topic_for(self.events_topic)
+        return self
 
     @property
     def redis_keys(self) -> RedisKeys:

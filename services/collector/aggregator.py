@@ -2,14 +2,17 @@
 
 Exactly-once in effect: offsets are committed only after a batch is applied, so a crash in between redelivers
 it, and the fold script skips events it has already applied (their ``seen`` marks), so redelivery adds nothing.
+
+Records that are not valid events go to the dead-letter topic, acknowledged before the batch's offsets are
+committed, so none is lost; a redelivered batch may set the same record aside twice (at-least-once there).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, Protocol, TypeVar
 
 import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -18,30 +21,37 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from services.collector.adapters.fold import FoldOutcome, StatisticsFolder
-from services.collector.adapters.kafka import events_consumer
+from services.collector.adapters.kafka import DeadLetterProducer, events_consumer
 from services.collector.config import CollectorSettings
-from splitstream.events import Exposure, TrackEvent, decode
+from services.collector.decoding import DeadLetter, DecodedBatch, EventRecord, decode_records
+from services.collector.metrics import CONSUMER_EVENTS, CONSUMER_LAG
+from splitstream.errors import DependencyUnavailable
+from splitstream.eventlog import Connectable
 
 log = structlog.get_logger(__name__)
 
+_RETRIED = (RedisError, KafkaError, DependencyUnavailable)
+C = TypeVar("C", bound=Connectable)
 
-class EventRecord(Protocol):
-    """What the aggregator reads of a Kafka record (aiokafka's ``ConsumerRecord`` has it)."""
 
-    @property
-    def topic(self) -> str: ...
-    @property
-    def partition(self) -> int: ...
-    @property
-    def offset(self) -> int: ...
-    @property
-    def value(self) -> bytes | None: ...
+class PartitionView(Protocol):
+    """What the lag needs of a consumer (aiokafka's ``AIOKafkaConsumer`` has it)."""
+
+    def assignment(self) -> set[TopicPartition]: ...
+    def highwater(self, partition: TopicPartition) -> int | None: ...
+
+
+class DeadLetterSink(Protocol):
+    async def send(self, letters: Sequence[DeadLetter]) -> None:
+        """Return only once every letter is durable; raise otherwise."""
 
 
 class Aggregator:
     def __init__(
-        self, settings: CollectorSettings, redis: Redis, *, poll_timeout_ms: int = 250, retry_seconds: float = 1.0
+        self, settings: CollectorSettings, redis: Redis, *, dead_letters: DeadLetterSink | None = None,
+        poll_timeout_ms: int = 250, retry_seconds: float = 1.0,
     ) -> None:
+        """Without ``dead_letters``, :meth:`run_until_stopped` writes them with its own :class:`DeadLetterProducer`."""
         self._settings = settings
         self._folder = StatisticsFolder(
             redis,
@@ -50,9 +60,11 @@ class Aggregator:
             pending_ttl_seconds=settings.pending_ttl_seconds,
             pending_max_events=settings.pending_max_events,
         )
+        self._dead_letters = dead_letters
         self._poll_timeout_ms = poll_timeout_ms
         self._retry_seconds = retry_seconds
         self._stopping = asyncio.Event()
+        self._lag_partitions: set[int] = set()
 
     def stop(self) -> None:
         """Ask the loop to finish the batch in hand, commit it and return; safe from a signal handler."""
@@ -63,24 +75,27 @@ class Aggregator:
         return self._stopping.is_set()
 
     async def process_batch(self, records: Sequence[EventRecord]) -> FoldOutcome:
-        """Decode ``records`` and fold them into Redis atomically; undecodable ones are counted, not fatal."""
-        events: list[Exposure | TrackEvent] = []
-        poison = 0
-        for record in records:
-            try:
-                if record.value is None:
-                    raise ValueError("record has no value")
-                events.append(decode(record.value))
-            except ValueError as error:  # pydantic's ValidationError included
-                poison += 1
-                log.warning(
-                    "undecodable record skipped", topic=record.topic, partition=record.partition,
-                    offset=record.offset, error=str(error),
-                )
-        return await self._folder.apply(events, poison=poison)
+        """Set aside the undecodable ``records`` on the dead-letter topic, then fold the others atomically."""
+        batch = decode_records(records)
+        await self._set_aside(batch.dead_letters)
+        return await self._fold(batch)
 
     async def run_until_stopped(self) -> None:
-        consumer = await self._started_consumer()
+        own_producer: DeadLetterProducer | None = None
+        if self._dead_letters is None:
+            own_producer = await self._started(lambda: DeadLetterProducer(self._settings), "dead-letter producer")
+            if own_producer is None:
+                return
+            self._dead_letters = own_producer
+        try:
+            await self._consume()
+        finally:
+            if own_producer is not None:
+                self._dead_letters = None
+                await own_producer.stop()
+
+    async def _consume(self) -> None:
+        consumer = await self._started(lambda: events_consumer(self._settings), "events consumer")
         if consumer is None:
             return
         log.info("aggregator consuming", topic=self._settings.events_topic, group=self._settings.consumer_group)
@@ -95,37 +110,66 @@ class Aggregator:
                     await self._pause()
                     continue
                 records = [record for partition_records in batches.values() for record in partition_records]
-                if records and await self._apply_with_retries(records):
+                if records and await self._handle_with_retries(records):
                     await self._commit(consumer, batches)
         finally:
             await consumer.stop()
+            self._forget_lag()
             log.info("aggregator stopped")
 
-    async def _started_consumer(self) -> AIOKafkaConsumer | None:
+    async def _started(self, create: Callable[[], C], client_name: str) -> C | None:
+        """A started client, retrying while Kafka is unreachable; None if asked to stop first."""
         while not self.stopping:
-            consumer = events_consumer(self._settings)
+            client = create()
             try:
-                await consumer.start()
-                return consumer
+                await client.start()
+                return client
             except KafkaError as error:
-                log.warning("kafka unavailable; retrying", error=repr(error))
-                await consumer.stop()
+                log.warning("kafka unavailable; retrying", client=client_name, error=repr(error))
+                await client.stop()
                 await self._pause()
         return None
 
-    async def _apply_with_retries(self, records: Sequence[EventRecord]) -> bool:
-        """True once applied; False if asked to stop first (the batch is then redelivered to the next run)."""
+    async def _handle_with_retries(self, records: Sequence[EventRecord]) -> bool:
+        """True once dead letters are acknowledged and events applied; False if asked to stop first (the batch is
+        then redelivered to the next run)."""
+        batch = decode_records(records)
+        if batch.dead_letters and not await self._retrying(lambda: self._set_aside(batch.dead_letters), records):
+            return False
+        return await self._retrying(lambda: self._fold(batch), records)
+
+    async def _retrying(self, step: Callable[[], Awaitable[object]], records: Sequence[EventRecord]) -> bool:
         while True:
             try:
-                outcome = await self.process_batch(records)
-            except RedisError as error:
-                log.warning("redis unavailable; retrying the batch", error=repr(error), records=len(records))
+                await step()
+            except _RETRIED as error:
+                log.warning("a dependency is unavailable; retrying the batch", error=repr(error), records=len(records))
                 if self.stopping:
                     return False
                 await self._pause()
                 continue
-            log.debug("batch applied", records=len(records), outcome=outcome)
             return True
+
+    async def _set_aside(self, letters: Sequence[DeadLetter]) -> None:
+        if not letters:
+            return
+        if self._dead_letters is None:
+            raise DependencyUnavailable("kafka: no dead-letter producer is running")
+        await self._dead_letters.send(letters)
+        CONSUMER_EVENTS.labels(outcome="dead_letter").inc(len(letters))
+        for letter in letters:
+            log.warning(
+                "undecodable record set aside on the dead-letter topic", topic=letter.source_topic,
+                partition=letter.source_partition, offset=letter.source_offset, reason=letter.reason,
+            )
+
+    async def _fold(self, batch: DecodedBatch) -> FoldOutcome:
+        outcome = await self._folder.apply(batch.events, poison=len(batch.dead_letters))
+        CONSUMER_EVENTS.labels(outcome="applied").inc(outcome.applied)
+        CONSUMER_EVENTS.labels(outcome="duplicate").inc(outcome.duplicates)
+        CONSUMER_EVENTS.labels(outcome="orphan").inc(outcome.orphan_exposures)
+        log.debug("batch applied", outcome=outcome)
+        return outcome
 
     async def _commit(self, consumer: AIOKafkaConsumer, batches: Mapping[TopicPartition, Sequence[Any]]) -> None:
         offsets = {partition: records[-1].offset + 1 for partition, records in batches.items() if records}
@@ -134,6 +178,26 @@ class Aggregator:
         except KafkaError as error:
             # Typically a rebalance took the partitions away; their next owner re-reads and deduplicates.
             log.warning("offset commit failed; the batch will be redelivered", error=repr(error))
+            return
+        self.report_lag(consumer, offsets)
+
+    def report_lag(self, consumer: PartitionView, committed: Mapping[TopicPartition, int]) -> None:
+        """Set the lag of each partition just committed: the end offset the last fetch saw minus the committed
+        offset; drop the lag of partitions no longer assigned to us."""
+        assigned = consumer.assignment()
+        for partition, offset in committed.items():
+            end = consumer.highwater(partition) if partition in assigned else None
+            if end is not None:
+                CONSUMER_LAG.labels(partition=str(partition.partition)).set(max(end - offset, 0))
+                self._lag_partitions.add(partition.partition)
+        for gone in self._lag_partitions - {partition.partition for partition in assigned}:
+            CONSUMER_LAG.remove(str(gone))
+            self._lag_partitions.discard(gone)
+
+    def _forget_lag(self) -> None:
+        for partition in self._lag_partitions:
+            CONSUMER_LAG.remove(str(partition))
+        self._lag_partitions.clear()
 
     async def _pause(self) -> None:
         """Wait before retrying, but return at once when asked to stop."""

@@ -10,10 +10,12 @@ from typing import TypedDict
 
 from fastapi import FastAPI, Request
 from redis.asyncio import Redis
+from starlette.middleware.cors import CORSMiddleware
 
 from services.collector.adapters.experiments import VariantCatalog
 from services.collector.config import CollectorSettings
-from services.collector.routes import router
+from services.collector.metrics import IngestRequestMetrics
+from services.collector.routes import INGEST_PATH, router
 from services.collector.service import IngestService
 from splitstream.eventlog import EventLog, connected
 from splitstream.health import Check, check_redis
@@ -38,6 +40,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[CollectorState]:
         catalog,
         max_batch_events=settings.max_batch_events,
         max_future_skew=timedelta(seconds=settings.max_future_skew_seconds),
+        max_past_skew=timedelta(seconds=settings.max_past_skew_seconds),
     )
     try:
         async with connected(event_log):
@@ -52,7 +55,16 @@ def _dependency_checks(request: Request) -> Mapping[str, Check]:
 
 
 def create_app(settings: CollectorSettings | None = None) -> FastAPI:
-    return build_app(
-        title="SplitStream collector", settings=settings or CollectorSettings(), lifespan=lifespan, router=router,
+    settings = settings or CollectorSettings()
+    app = build_app(
+        title="SplitStream collector", settings=settings, lifespan=lifespan, router=router,
         checks_of=_dependency_checks,
     )
+    app.add_middleware(IngestRequestMetrics, path=INGEST_PATH)
+    if settings.cors_origins:
+        # Browsers send the key in Authorization and the batch as JSON, so both headers need a preflight.
+        app.add_middleware(
+            CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["POST"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
+    return app

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Self
+
+from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from splitstream.settings import CommonSettings
 
-_WEEK_SECONDS = 7 * 86400
+_DAY_SECONDS = 86400
+_WEEK_SECONDS = 7 * _DAY_SECONDS
 
 
 class CollectorSettings(CommonSettings):
@@ -16,7 +19,13 @@ class CollectorSettings(CommonSettings):
     host: str = "127.0.0.1"
     port: int = Field(8002, ge=1, le=65535)
     max_batch_events: int = Field(1000, ge=1)
-    max_future_skew_seconds: int = Field(86400, ge=0)
+    max_body_bytes: int = Field(1_048_576, ge=1)
+    """A larger request body is refused (413) without being read further."""
+    max_future_skew_seconds: int = Field(_DAY_SECONDS, ge=0)
+    max_past_skew_seconds: int = Field(3 * _DAY_SECONDS, ge=0)
+    """Events older than this are refused: a resend must still find the first delivery's dedup mark."""
+    cors_origins: list[str] = Field(default_factory=list)
+    """Browser origins allowed to POST /v1/events; env ``SPLITSTREAM_COLLECTOR_CORS_ORIGINS`` as a JSON list."""
 
     consumer_group: str = Field("splitstream-aggregator", min_length=1)
     dedup_ttl_seconds: int = Field(_WEEK_SECONDS, ge=1)
@@ -25,3 +34,19 @@ class CollectorSettings(CommonSettings):
     """How long a user's recent events wait for an exposure that arrives after them."""
     pending_max_events: int = Field(200, ge=1)
     consumer_batch_max: int = Field(500, ge=1)
+    consumer_metrics_host: str = "0.0.0.0"  # Prometheus scrapes it from another host or container
+    consumer_metrics_port: int = Field(9102, ge=0, le=65535)
+    """The consumer's Prometheus endpoint (it has no other HTTP port); 0 turns it off."""
+
+    @model_validator(mode="after")
+    def _accepted_events_stay_deduplicated(self) -> Self:
+        # An event first applied up to max_future_skew before its timestamp may be resent (and accepted) until
+        # max_past_skew after it; its dedup mark must outlive that whole span or the resend counts twice.
+        accepted_span = self.max_past_skew_seconds + self.max_future_skew_seconds
+        if accepted_span >= self.dedup_ttl_seconds:
+            raise ValueError(
+                f"max_past_skew_seconds + max_future_skew_seconds ({self.max_past_skew_seconds} + "
+                f"{self.max_future_skew_seconds}) must be less than dedup_ttl_seconds ({self.dedup_ttl_seconds}): "
+                "an event resent after its dedup mark expired would be counted twice"
+            )
+        return self

@@ -1,19 +1,40 @@
-"""The aggregation consumer's process: ``python -m services.collector.consumer``; stops cleanly on SIGTERM/SIGINT."""
+"""The aggregation consumer's process: ``python -m services.collector.consumer``; stops cleanly on SIGTERM/SIGINT.
+
+Its Prometheus metrics (see :mod:`services.collector.metrics`) are served on ``consumer_metrics_port``.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import signal
+from collections.abc import Callable
 
 import structlog
 from redis.asyncio import Redis
 
 from services.collector.aggregator import Aggregator
 from services.collector.config import CollectorSettings
+from services.collector.metrics import serve_metrics
+
+log = structlog.get_logger(__name__)
+
+
+def _serve_metrics(settings: CollectorSettings) -> Callable[[], None] | None:
+    if not settings.consumer_metrics_port:
+        return None
+    try:
+        stop = serve_metrics(settings.consumer_metrics_host, settings.consumer_metrics_port)
+    except OSError as error:
+        # Counting goes on without being scraped: the events matter more than the view of them.
+        log.error("metrics endpoint not served", port=settings.consumer_metrics_port, error=repr(error))
+        return None
+    log.info("metrics served", host=settings.consumer_metrics_host, port=settings.consumer_metrics_port)
+    return stop
 
 
 async def consume(settings: CollectorSettings) -> None:
+    stop_metrics = _serve_metrics(settings)
     redis = Redis.from_url(settings.redis_url)
     aggregator = Aggregator(settings, redis)
     loop = asyncio.get_running_loop()
@@ -25,6 +46,8 @@ async def consume(settings: CollectorSettings) -> None:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
         await redis.aclose()
+        if stop_metrics is not None:
+            stop_metrics()
 
 
 def main() -> None:

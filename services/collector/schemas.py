@@ -43,7 +43,8 @@ INGEST_REQUEST_OPENAPI: dict[str, Any] = {
                             "minItems": 1,
                             "description": 'Exposures {"type": "exposure", "event_id", "user_id", "experiment", '
                             '"variant", "timestamp"} and events {"type": "event", "event_id", "user_id", "name", '
-                            '"value"?, "timestamp"}; each is validated on its own.',
+                            '"value"?, "timestamp"}; each is validated on its own. "received_at" is set by the '
+                            "collector (the server's receive time); a value sent is overwritten.",
                             "items": {"type": "object"},
                         }
                     },

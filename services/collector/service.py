@@ -1,4 +1,8 @@
-"""Ingest: check a batch event by event, publish the valid ones, answer only once Kafka has acknowledged them."""
+"""Ingest: check a batch event by event, publish the valid ones, answer only once Kafka has acknowledged them.
+
+Each accepted event is stamped with ``received_at``, the collector's clock when the batch arrived; a value the client
+sent in that field is overwritten, so the field always means the server's receive time.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,9 @@ from typing import Any, Protocol
 import orjson
 from pydantic import ValidationError
 
-from splitstream.errors import FieldError, InvalidRequest, PayloadTooLarge
+from services.collector.errors import MalformedJson
+from services.collector.metrics import INGEST_EVENTS, KAFKA_PUBLISH_ERRORS
+from splitstream.errors import DependencyUnavailable, FieldError, InvalidRequest, PayloadTooLarge
 from splitstream.events import Exposure, TrackEvent, event_adapter
 
 Event = Exposure | TrackEvent
@@ -52,7 +58,7 @@ def parse_batch(body: bytes, max_events: int) -> list[Any]:
     try:
         document = orjson.loads(body)
     except orjson.JSONDecodeError as error:
-        raise InvalidRequest("the body is not valid JSON", [FieldError("body", str(error))]) from error
+        raise MalformedJson("the body is not valid JSON", [FieldError("body", str(error))]) from error
     if not isinstance(document, dict):
         raise InvalidRequest("the body must be a JSON object", [FieldError("body", 'expected {"events": [...]}')])
     unknown = sorted(set(document) - {"events"})
@@ -80,14 +86,23 @@ def _event_field(error_type: str, location: tuple[int | str, ...]) -> str:
     return ".".join(str(part) for part in location[1:])
 
 
-def check_events(items: list[Any], now: datetime, max_future_skew: timedelta) -> CheckedBatch:
-    """Validate each item on its own, so that one bad event does not cost the batch its good ones."""
+def check_events(
+    items: list[Any], now: datetime, *, max_future_skew: timedelta, max_past_skew: timedelta
+) -> CheckedBatch:
+    """Validate each item on its own, so that one bad event does not cost the batch its good ones.
+
+    Valid events carry ``received_at=now``; timestamps outside ``[now - max_past_skew, now + max_future_skew]``
+    are refused.
+    """
     valid: list[Event] = []
     indexes: list[int] = []
     rejected: list[RejectedEvent] = []
     latest_allowed = now + max_future_skew
+    earliest_allowed = now - max_past_skew
     for index, item in enumerate(items):
         prefix = f"events.{index}"
+        if isinstance(item, dict):
+            item = {**item, "received_at": now}
         try:
             event = event_adapter.validate_python(item)
         except ValidationError as error:
@@ -97,6 +112,10 @@ def check_events(items: list[Any], now: datetime, max_future_skew: timedelta) ->
             continue
         if event.timestamp > latest_allowed:
             reason = f"timestamp is more than {max_future_skew.total_seconds():.0f} seconds in the future"
+            rejected.append(RejectedEvent(index, f"{prefix}.timestamp", reason))
+            continue
+        if event.timestamp < earliest_allowed:
+            reason = f"timestamp is more than {max_past_skew.total_seconds():.0f} seconds in the past"
             rejected.append(RejectedEvent(index, f"{prefix}.timestamp", reason))
             continue
         valid.append(event)
@@ -128,21 +147,32 @@ async def check_exposures(batch: CheckedBatch, catalog: ExperimentCatalog) -> Ch
 class IngestService:
     def __init__(
         self, publisher: EventPublisher, catalog: ExperimentCatalog, *, max_batch_events: int,
-        max_future_skew: timedelta, clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        max_future_skew: timedelta, max_past_skew: timedelta,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._publisher = publisher
         self._catalog = catalog
         self._max_batch_events = max_batch_events
         self._max_future_skew = max_future_skew
+        self._max_past_skew = max_past_skew
         self._clock = clock
 
     async def ingest(self, body: bytes) -> IngestResult:
         """Publish the batch's valid events; returning means Kafka acknowledged all of them."""
-        batch = check_events(parse_batch(body, self._max_batch_events), self._clock(), self._max_future_skew)
+        items = parse_batch(body, self._max_batch_events)
+        batch = check_events(
+            items, self._clock(), max_future_skew=self._max_future_skew, max_past_skew=self._max_past_skew
+        )
         batch = await check_exposures(batch, self._catalog)
+        INGEST_EVENTS.labels(outcome="rejected").inc(len({r.index for r in batch.rejected}))
         if not batch.valid:
             raise InvalidRequest(
                 "no event in the batch is valid", [FieldError(r.field, r.reason) for r in batch.rejected]
             )
-        await self._publisher.publish(batch.valid)
+        try:
+            await self._publisher.publish(batch.valid)
+        except DependencyUnavailable:
+            KAFKA_PUBLISH_ERRORS.inc()
+            raise
+        INGEST_EVENTS.labels(outcome="accepted").inc(len(batch.valid))
         return IngestResult(accepted=len(batch.valid), rejected=batch.rejected)

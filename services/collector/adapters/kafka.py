@@ -1,13 +1,14 @@
-"""The aggregation consumer's Kafka client."""
+"""The aggregation consumer's Kafka clients: the events consumer and the dead-letter producer."""
 
 from __future__ import annotations
 
-import structlog
-from aiokafka import AIOKafkaConsumer
+import asyncio
+from collections.abc import Sequence
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from services.collector.config import CollectorSettings
-
-log = structlog.get_logger(__name__)
+from services.collector.decoding import DeadLetter
 
 
 def events_consumer(settings: CollectorSettings) -> AIOKafkaConsumer:
@@ -20,3 +21,31 @@ def events_consumer(settings: CollectorSettings) -> AIOKafkaConsumer:
         enable_auto_commit=False,
         auto_offset_reset="earliest",
     )
+
+
+class DeadLetterProducer:
+    """Writes dead letters to the dead-letter topic; :meth:`send` returns once the broker acknowledged them all."""
+
+    def __init__(self, settings: CollectorSettings, *, request_timeout_ms: int = 15_000) -> None:
+        self.topic = settings.dead_letter_topic
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=settings.kafka_bootstrap_servers,
+            acks="all",
+            enable_idempotence=True,
+            request_timeout_ms=request_timeout_ms,
+            client_id="splitstream-aggregator-dead-letters",
+        )
+
+    async def start(self) -> None:
+        await self._producer.start()
+
+    async def stop(self) -> None:
+        await self._producer.stop()
+
+    async def send(self, letters: Sequence[DeadLetter]) -> None:
+        """Raises aiokafka's ``KafkaError`` if any letter is not acknowledged; the caller retries the lot."""
+        pending = [
+            await self._producer.send(self.topic, letter.value, key=letter.key, headers=letter.headers)
+            for letter in letters
+        ]
+        await asyncio.gather(*pending)

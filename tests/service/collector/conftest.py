@@ -7,19 +7,21 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Protocol
 
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import ConsumerRecord
 from asgi_lifespan import LifespanManager
+from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 
 from services.collector.adapters.fold import read_stats
-from services.collector.aggregator import Aggregator
+from services.collector.aggregator import Aggregator, DeadLetterSink
 from services.collector.app import create_app
 from services.collector.config import CollectorSettings
-from splitstream.eventlog import EventLog, ensure_topic
+from splitstream.eventlog import EventLog, ensure_topics
 from splitstream.experiment import Experiment, ExperimentStatus, Metric, MetricType, Variant
 from splitstream.registry import ExperimentRegistry
 
@@ -30,8 +32,12 @@ VARIANTS = ("control", "treatment")
 @pytest.fixture
 async def settings(common_settings: dict[str, str], unique: str) -> CollectorSettings:
     # A group of its own: sharing the running stack's group would make every test wait for a rebalance.
-    created = CollectorSettings(**common_settings, consumer_group=f"test-aggregator-{unique}")  # type: ignore[arg-type]
-    await ensure_topic(created.kafka_bootstrap_servers, created.events_topic, partitions=4)
+    created = CollectorSettings(
+        **common_settings, consumer_group=f"test-aggregator-{unique}", consumer_metrics_port=0  # type: ignore[arg-type]
+    )
+    await ensure_topics(
+        created.kafka_bootstrap_servers, [created.events_topic, created.dead_letter_topic], partitions=4
+    )
     return created
 
 
@@ -80,7 +86,10 @@ class RunningAggregator:
         await asyncio.wait_for(self.task, timeout=15)
 
 
-RunAggregator = Callable[[CollectorSettings], Awaitable[RunningAggregator]]
+class RunAggregator(Protocol):
+    def __call__(
+        self, settings: CollectorSettings, *, dead_letters: DeadLetterSink | None = None
+    ) -> Awaitable[RunningAggregator]: ...
 
 
 @pytest.fixture
@@ -88,8 +97,8 @@ async def run_aggregator(redis: Redis) -> AsyncIterator[RunAggregator]:
     """Starts aggregators in the background; each is stopped (and must stop cleanly) at teardown at the latest."""
     running: list[RunningAggregator] = []
 
-    async def start(settings: CollectorSettings) -> RunningAggregator:
-        aggregator = Aggregator(settings, redis, poll_timeout_ms=100, retry_seconds=0.2)
+    async def start(settings: CollectorSettings, *, dead_letters: DeadLetterSink | None = None) -> RunningAggregator:
+        aggregator = Aggregator(settings, redis, dead_letters=dead_letters, poll_timeout_ms=100, retry_seconds=0.2)
         running.append(RunningAggregator(aggregator, asyncio.create_task(aggregator.run_until_stopped())))
         return running[-1]
 
@@ -117,10 +126,18 @@ def records_seen(count: int) -> Callable[[dict[str, int]], bool]:
     return lambda stats: stats["applied"] + stats["duplicates"] + stats["poison"] >= count
 
 
-async def read_topic(settings: CollectorSettings, count: int, within: float = 20.0) -> list[ConsumerRecord]:
-    """The topic's first ``count`` records, read without a consumer group (nothing is committed)."""
+def metric_sample(name: str, **labels: str) -> float:
+    """The current value of a sample of the default Prometheus registry (0 before its first increment)."""
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+async def read_topic(
+    settings: CollectorSettings, count: int, within: float = 20.0, *, topic: str | None = None
+) -> list[ConsumerRecord]:
+    """The first ``count`` records of ``topic`` (the events topic by default), read without a consumer group."""
+    topic = topic or settings.events_topic
     consumer = AIOKafkaConsumer(
-        settings.events_topic, bootstrap_servers=settings.kafka_bootstrap_servers, auto_offset_reset="earliest",
+        topic, bootstrap_servers=settings.kafka_bootstrap_servers, auto_offset_reset="earliest",
         enable_auto_commit=False,
     )
     await consumer.start()
@@ -132,5 +149,5 @@ async def read_topic(settings: CollectorSettings, count: int, within: float = 20
             records.extend(record for partition in batches.values() for record in partition)
     finally:
         await consumer.stop()
-    assert len(records) >= count, f"only {len(records)} of {count} records on {settings.events_topic}"
+    assert len(records) >= count, f"only {len(records)} of {count} records on {topic}"
     return records

@@ -232,8 +232,10 @@ async def test_pending_events_are_capped_and_expire(
 async def test_events_sent_through_the_collector_api_end_up_folded(
     settings: CollectorSettings, redis: Redis, client: httpx.AsyncClient, run_aggregator: RunAggregator
 ) -> None:
-    batch = [exposed(f"u{i}", "control").model_dump(mode="json") for i in range(3)]
-    batch += [bought(f"u{i}", f"b{i}", 1.5).model_dump(mode="json") for i in range(3)]
+    # Through the API the timestamps must be recent: the collector refuses events older than max_past_skew.
+    now = datetime.now(UTC)
+    batch = [exposed(f"u{i}", "control", at=now).model_dump(mode="json") for i in range(3)]
+    batch += [bought(f"u{i}", f"b{i}", 1.5, at=now).model_dump(mode="json") for i in range(3)]
     answer = await client.post("/v1/events", json={"events": batch}, headers=auth("ingest"))
     assert answer.status_code == 202
     await run_aggregator(settings)
@@ -250,3 +252,4 @@ class _Record:
     offset: int
     topic: str = "in-memory"
     partition: int = 0
+    key: bytes | None = None

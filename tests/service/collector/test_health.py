@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 
 import httpx
 from asgi_lifespan import LifespanManager
 
 from services.collector.app import create_app
 from services.collector.config import CollectorSettings
+from splitstream.errors import RETRY_AFTER_SECONDS
 from tests.conftest import auth
+from tests.service.collector.conftest import metric_sample
 
 UNREACHABLE = "127.0.0.1:1"
 
@@ -47,7 +50,8 @@ async def test_not_ready_names_redis_when_it_does_not_answer(settings: Collector
 async def test_without_kafka_the_service_runs_unready_and_promises_nothing(settings: CollectorSettings) -> None:
     broken = settings.model_copy(update={"kafka_bootstrap_servers": UNREACHABLE})
     event = {"type": "event", "event_id": "e1", "user_id": "u1", "name": "purchase",
-             "timestamp": "2024-01-01T00:00:00Z"}
+             "timestamp": datetime.now(UTC).isoformat()}
+    publish_errors = metric_sample("splitstream_kafka_publish_errors_total")
 
     async with collector(broken) as client:
         ready = await client.get("/readyz")
@@ -57,3 +61,5 @@ async def test_without_kafka_the_service_runs_unready_and_promises_nothing(setti
     assert ready.json()["failing"] == ["kafka"]
     assert ingest.status_code == 503
     assert ingest.json()["error"]["code"] == "dependency_unavailable"
+    assert ingest.headers["retry-after"] == str(RETRY_AFTER_SECONDS)
+    assert metric_sample("splitstream_kafka_publish_errors_total") - publish_errors == 1

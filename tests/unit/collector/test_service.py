@@ -8,12 +8,22 @@ from typing import Any
 
 import orjson
 import pytest
+from prometheus_client import REGISTRY
 
-from services.collector.service import Event, IngestService, RejectedEvent, check_events, parse_batch
-from splitstream.errors import DependencyUnavailable, InvalidRequest, PayloadTooLarge
+from services.collector.errors import MalformedJson
+from services.collector.service import (
+    CheckedBatch,
+    Event,
+    IngestService,
+    RejectedEvent,
+    check_events,
+    parse_batch,
+)
+from splitstream.errors import DependencyUnavailable, InvalidRequest, PayloadTooLarge, SplitStreamError
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 SKEW = timedelta(days=1)
+PAST = timedelta(days=3)
 
 
 def purchase(index: int = 0, **changes: Any) -> dict[str, Any]:
@@ -50,8 +60,13 @@ def exposure(index: int = 0, **changes: Any) -> dict[str, Any]:
 
 def service(publisher: RecordingPublisher, max_batch_events: int = 10) -> IngestService:
     return IngestService(
-        publisher, CATALOG, max_batch_events=max_batch_events, max_future_skew=SKEW, clock=lambda: NOW
+        publisher, CATALOG, max_batch_events=max_batch_events, max_future_skew=SKEW, max_past_skew=PAST,
+        clock=lambda: NOW,
     )
+
+
+def check(items: list[Any]) -> CheckedBatch:
+    return check_events(items, NOW, max_future_skew=SKEW, max_past_skew=PAST)
 
 
 async def test_exposures_must_name_an_existing_experiment_and_one_of_its_variants() -> None:
@@ -70,9 +85,10 @@ async def test_exposures_must_name_an_existing_experiment_and_one_of_its_variant
 @pytest.mark.parametrize(
     ("body", "error", "field"),
     [
-        (b"", InvalidRequest, "body"),
-        (b'{"events": [1,', InvalidRequest, "body"),
-        (b"NaN", InvalidRequest, "body"),
+        (b"", MalformedJson, "body"),
+        (b'{"events": [1,', MalformedJson, "body"),
+        (b"NaN", MalformedJson, "body"),
+        (b"\xff", MalformedJson, "body"),
         (b'"events"', InvalidRequest, "body"),
         (b"{}", InvalidRequest, "events"),
         (b'{"events": null}', InvalidRequest, "events"),
@@ -86,7 +102,8 @@ def test_batch_level_problems_refuse_the_whole_body(body: bytes, error: type[Exc
     with pytest.raises(error) as raised:
         parse_batch(body, max_events=3)
 
-    assert isinstance(raised.value, InvalidRequest | PayloadTooLarge)
+    assert type(raised.value) is error
+    assert isinstance(raised.value, SplitStreamError)
     assert [f.field for f in raised.value.fields] == [field]
 
 
@@ -105,7 +122,7 @@ def test_each_event_is_judged_on_its_own_and_named_by_index_and_field() -> None:
         [],
     ]
 
-    checked = check_events(items, NOW, SKEW)
+    checked = check(items)
 
     assert [e.event_id for e in checked.valid] == ["e0", "e4"]
     assert checked.valid[1].value == 12.5  # type: ignore[union-attr]
@@ -125,13 +142,54 @@ def test_timestamps_beyond_the_allowed_skew_are_rejected_and_naive_ones_read_as_
     beyond = purchase(1, timestamp=(NOW + SKEW + timedelta(seconds=1)).isoformat())
     naive = purchase(2, timestamp="2024-05-01T13:00:00")
 
-    checked = check_events([at_limit, beyond, naive], NOW, SKEW)
+    checked = check([at_limit, beyond, naive])
 
     assert [e.event_id for e in checked.valid] == ["e0", "e2"]
     assert checked.valid[1].timestamp == datetime(2024, 5, 1, 13, 0, tzinfo=UTC)
     assert checked.rejected == [
         RejectedEvent(1, "events.1.timestamp", "timestamp is more than 86400 seconds in the future")
     ]
+
+
+def test_timestamps_older_than_the_past_bound_are_rejected_naming_it() -> None:
+    at_bound = purchase(0, timestamp=(NOW - PAST).isoformat())
+    older = purchase(1, timestamp=(NOW - PAST - timedelta(milliseconds=1)).isoformat())
+
+    checked = check([at_bound, older])
+
+    assert [e.event_id for e in checked.valid] == ["e0"]
+    assert checked.rejected == [
+        RejectedEvent(1, "events.1.timestamp", "timestamp is more than 259200 seconds in the past")
+    ]
+
+
+def test_valid_events_carry_the_receive_time_whatever_the_client_sent_in_its_place() -> None:
+    items = [purchase(0), purchase(1, received_at="1999-01-01T00:00:00Z"), purchase(2, received_at=[])]
+
+    checked = check(items)
+
+    assert checked.rejected == []
+    assert [event.received_at for event in checked.valid] == [NOW, NOW, NOW]
+
+
+def sample(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+async def test_accepted_and_rejected_events_and_publish_failures_are_counted() -> None:
+    accepted = sample("splitstream_ingest_events_total", outcome="accepted")
+    rejected = sample("splitstream_ingest_events_total", outcome="rejected")
+    failures = sample("splitstream_kafka_publish_errors_total")
+    # Event 1 has two faults but is one rejected event.
+    items = [purchase(0), purchase(1, user_id="", name="bad name"), exposure(2, variant="blue"), purchase(3)]
+
+    await service(RecordingPublisher()).ingest(orjson.dumps({"events": items}))
+    with pytest.raises(DependencyUnavailable):
+        await service(RecordingPublisher(DependencyUnavailable("kafka: down"))).ingest(orjson.dumps({"events": items}))
+
+    assert sample("splitstream_ingest_events_total", outcome="accepted") - accepted == 2
+    assert sample("splitstream_ingest_events_total", outcome="rejected") - rejected == 4
+    assert sample("splitstream_kafka_publish_errors_total") - failures == 1
 
 
 async def test_only_valid_events_are_published_and_counted() -> None:
