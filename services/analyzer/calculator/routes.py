@@ -38,7 +38,7 @@ async def adjust(body: AdjustRequest) -> AdjustResponse:
     return service.adjust(body)
 
 
-@router.post("/power")
+@router.post("/power", response_model_exclude_none=True)
 async def power(body: PowerRequest) -> PowerResponse:
     """Users per variant to detect the relative MDE, and days to reach them when daily_users is given."""
     return service.power(body)

@@ -112,12 +112,12 @@ class SrmRequest(_Strict):
 
 
 class SrmResponse(BaseModel):
+    """``chi_square`` and ``p_value`` are null while an arm has fewer than 8 users (too few for the χ² test)."""
+
     chi_square: Number
     p_value: Number
     mismatch: bool
     threshold: float
-    status: str
-    reason: str | None
 
 
 class AdjustRequest(_Strict):

@@ -184,7 +184,7 @@ def sample_ratio(request: SrmRequest) -> SrmResponse:
     threshold = request.threshold if request.threshold is not None else DEFAULT_SRM_THRESHOLD
     result = srm_check(request.counts, request.weights, threshold)
     return SrmResponse(chi_square=result.statistic, p_value=result.p_value, mismatch=result.status is Status.MISMATCH,
-                       threshold=threshold, status=result.status.value, reason=result.reason)
+                       threshold=threshold)
 
 
 def adjust(request: AdjustRequest) -> AdjustResponse:

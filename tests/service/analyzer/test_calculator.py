@@ -126,6 +126,16 @@ async def test_srm_adjust_and_power_match_their_references(client: httpx.AsyncCl
     assert answer.status_code == 200, answer.text
     users = plan["results"]["normal_approx_formula"]["outputs"]["n_per_arm_ceil"]
     assert answer.json() == {"users_per_variant": users, "days": -(-users * 2 // 10_000)}
+    without_traffic = {key: plan["inputs"][key] for key in ("baseline_rate", "relative_mde", "alpha", "power")}
+    answer = await client.post("/v1/stats/power", headers=READ, json=without_traffic)
+    assert answer.json() == {"users_per_variant": users}
+
+
+async def test_srm_answers_exactly_the_published_shape(client: httpx.AsyncClient) -> None:
+    answer = await client.post("/v1/stats/srm", headers=READ, json={"counts": [10_000, 10_100], "weights": [1, 1]})
+    assert set(answer.json()) == {"chi_square", "p_value", "mismatch", "threshold"}
+    few = await client.post("/v1/stats/srm", headers=READ, json={"counts": [3, 9], "weights": [1, 1]})
+    assert few.json() == {"chi_square": None, "p_value": None, "mismatch": False, "threshold": 0.001}
 
 
 @pytest.mark.parametrize(
