@@ -1,0 +1,126 @@
+"""The aggregation's ceiling: ``redis-benchmark`` against the same Redis, in a database of its own.
+
+Three figures: plain ``SET`` and ``HINCRBYFLOAT`` ops/s (4 clients, pipelines of 16), and the consumer's own fold
+script (``EVALSHA`` of ``fold.lua``) on batches of 500 events from one client, as one consumer calls it: the gap
+to the consumer's rate is its own side (fetching from Kafka, decoding, building the call). The batch is 100 users × (an
+exposure and one event per metric); ``__rand_int__`` gives every event a fresh id per call, so after the first call
+the exposures are repeats (first exposure wins) and the events fold into the users' running totals.
+Every key it writes starts with a per-run prefix and is deleted afterwards; the marks expire within minutes anyway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from urllib.parse import urlsplit
+
+from redis.asyncio import Redis
+
+from bench.ingest.aggregation import MEAN_VALUE, METRICS, VARIANTS, experiment_spec, metric_event
+from bench.ingest.stack import delete_matching
+from services.collector.adapters.fold import FOLD_SCRIPT, script_fields
+from splitstream.events import Exposure, TrackEvent
+from splitstream.experiment import Experiment, ExperimentStatus
+from splitstream.keys import RedisKeys
+from splitstream.registry import ExperimentRegistry
+
+CEILING_DATABASE = 15
+FOLD_USERS = 100
+FOLD_CALLS = 300
+SHORT_TTL_SECONDS = 300
+PENDING_MAX_EVENTS = 200
+RANDOM_SPACE = 10**11
+
+
+@dataclass(frozen=True, slots=True)
+class RedisCeilings:
+    set_ops: float
+    hincrbyfloat_ops: float
+    fold_calls: float
+    fold_batch: int
+
+    @property
+    def fold_events(self) -> float:
+        return self.fold_calls * self.fold_batch
+
+
+def redis_benchmark_binary() -> str:
+    """``redis-benchmark``, installed from Debian's redis-tools when missing and we are root."""
+    found = shutil.which("redis-benchmark")
+    if found:
+        return found
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        raise SystemExit("redis-benchmark is missing: install it with `sudo apt-get install -y redis-tools`")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    install = ["apt-get", "install", "-y", "--no-install-recommends", "redis-tools"]
+    if subprocess.run(install, capture_output=True, env=env, check=False).returncode != 0:
+        subprocess.run(["apt-get", "update"], capture_output=True, env=env, check=False)
+        subprocess.run(install, capture_output=True, env=env, check=True)
+    found = shutil.which("redis-benchmark")
+    if not found:
+        raise SystemExit("redis-tools installed but redis-benchmark not found on PATH")
+    return found
+
+
+async def _requests_per_second(binary: str, redis_url: str, options: list[str], command: list[str]) -> float:
+    address = urlsplit(redis_url)
+    argv = [binary, "-h", address.hostname or "127.0.0.1", "-p", str(address.port or 6379),
+            "--dbnum", str(CEILING_DATABASE), "--csv", *options, *command]
+    process = await asyncio.create_subprocess_exec(
+        *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    out, err = await process.communicate()
+    if process.returncode != 0:
+        raise RuntimeError(f"redis-benchmark {command[0]} failed: {err.decode()[-500:]}")
+    rows = list(csv.DictReader(out.decode().splitlines()))
+    return float(rows[-1]["rps"])
+
+
+def _fold_arguments(prefix: str, experiment: str, run: str) -> list[str]:
+    now = datetime.now(UTC)
+    fields: list[str] = [prefix, str(SHORT_TTL_SECONDS), str(SHORT_TTL_SECONDS), str(PENDING_MAX_EVENTS), "0"]
+    for index in range(FOLD_USERS):
+        user = f"{prefix}-u{index}"
+        exposure = Exposure(type="exposure", event_id="x-__rand_int__", user_id=user, timestamp=now,
+                            experiment=experiment, variant=VARIANTS[index % len(VARIANTS)])
+        fields.extend(script_fields(exposure))
+        for metric in range(METRICS):
+            event = TrackEvent(type="event", event_id=f"e{metric}-__rand_int__", user_id=user, timestamp=now,
+                               name=metric_event(run, metric), value=MEAN_VALUE if metric % 2 else None)
+            fields.extend(script_fields(event))
+    return fields
+
+
+async def measure_redis_ceilings(redis_url: str, run: str) -> RedisCeilings:
+    binary = redis_benchmark_binary()
+    prefix = f"bench-ceiling-{run}"
+    # The database in the URL would win over a ``db=`` argument, so the URL itself names the ceiling's database.
+    redis = Redis.from_url(urlsplit(redis_url)._replace(path=f"/{CEILING_DATABASE}").geturl())
+    try:
+        experiment_key = "fold-ceiling"
+        spec = experiment_spec(experiment_key, run)
+        experiment = Experiment.model_validate({**spec, "status": ExperimentStatus.RUNNING, "salt": experiment_key,
+                                                "created_at": datetime.now(UTC)})
+        await ExperimentRegistry(redis, RedisKeys(prefix)).create(experiment)
+        sha = await redis.script_load(FOLD_SCRIPT)
+        pipelined = ["-c", "4", "-P", "16", "-n", "200000"]
+        set_ops = await _requests_per_second(
+            binary, redis_url, [*pipelined, "-r", "1000000"], ["SET", f"{prefix}:set:__rand_int__", "1"]
+        )
+        hincrbyfloat_ops = await _requests_per_second(
+            binary, redis_url, [*pipelined, "-r", "1000"], ["HINCRBYFLOAT", f"{prefix}:hash", "f__rand_int__", "1.5"]
+        )
+        fold_calls = await _requests_per_second(
+            binary, redis_url, ["-c", "1", "-n", str(FOLD_CALLS), "-r", str(RANDOM_SPACE)],
+            ["EVALSHA", sha, "0", *_fold_arguments(prefix, experiment_key, run)],
+        )
+        return RedisCeilings(set_ops, hincrbyfloat_ops, fold_calls, FOLD_USERS * (METRICS + 1))
+    finally:
+        await delete_matching(redis, f"{prefix}*")
+        await redis.aclose()
+
