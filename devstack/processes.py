@@ -80,9 +80,6 @@ class ManagedProcess:
         self.pid_file.write_text(f"{process.pid}\n")
         return process.pid
 
-    def exited_early(self) -> bool:
-        return self.pid() is None
-
     def stop(self, timeout: float = 30.0) -> str:
         """TERM, wait up to ``timeout`` seconds, then KILL. Returns what happened."""
         pid = self.pid()

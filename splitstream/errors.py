@@ -13,7 +13,6 @@ from typing import Any, ClassVar
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
 
@@ -93,20 +92,12 @@ class DependencyUnavailable(SplitStreamError):
     default_headers: ClassVar[Mapping[str, str]] = {"Retry-After": str(RETRY_AFTER_SECONDS)}
 
 
-def field_errors(errors: list[ErrorDetails] | list[Any], *, skip_first: bool = False) -> list[FieldError]:
+def field_errors(errors: list[ErrorDetails] | list[Any]) -> list[FieldError]:
     """Turn pydantic error details into dotted field paths, e.g. ``variants.1.weight``."""
-    result = []
-    for error in errors:
-        location = list(error["loc"])
-        if skip_first and location:
-            location = location[1:]
-        path = ".".join(str(part) for part in location) or "body"
-        result.append(FieldError(field=path, reason=error["msg"]))
-    return result
-
-
-def from_validation_error(error: ValidationError, message: str = "invalid input") -> InvalidRequest:
-    return InvalidRequest(message, field_errors(error.errors()))
+    return [
+        FieldError(field=".".join(str(part) for part in error["loc"]) or "body", reason=error["msg"])
+        for error in errors
+    ]
 
 
 def install_error_handlers(app: FastAPI) -> None:
