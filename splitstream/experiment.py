@@ -55,6 +55,9 @@ class Metric(BaseModel):
     cap: float | None = Field(None, gt=0, allow_inf_nan=False)
     """Winsorize each user's total at this value before it enters Σy and Σy² (mean metrics): one whale order
     must not decide a revenue test."""
+    conversion_window_hours: float | None = Field(None, gt=0, allow_inf_nan=False)
+    """Attribution window: an event counts for this metric only if exposure_ts <= event_ts < exposure_ts + window
+    (both the events' own timestamps). None: no upper bound, every event at or after the exposure counts."""
 
 
 class AnalysisMethod(StrEnum):

@@ -23,7 +23,7 @@ from redis.asyncio import Redis
 
 from bench.ingest.aggregation import MEAN_VALUE, METRICS, VARIANTS, experiment_spec, metric_event
 from bench.ingest.stack import delete_matching
-from services.collector.adapters.fold import FOLD_SCRIPT, script_fields
+from services.collector.adapters.fold import FOLD_SCRIPT, script_fields, script_header
 from splitstream.events import Exposure, TrackEvent
 from splitstream.experiment import Experiment, ExperimentStatus
 from splitstream.keys import RedisKeys
@@ -83,7 +83,10 @@ async def _requests_per_second(binary: str, redis_url: str, options: list[str], 
 
 def _fold_arguments(prefix: str, experiment: str, run: str) -> list[str]:
     now = datetime.now(UTC)
-    fields: list[str] = [prefix, str(SHORT_TTL_SECONDS), str(SHORT_TTL_SECONDS), str(PENDING_MAX_EVENTS), "0"]
+    fields = script_header(
+        prefix, dedup_ttl_seconds=SHORT_TTL_SECONDS, pending_ttl_seconds=SHORT_TTL_SECONDS,
+        pending_max_events=PENDING_MAX_EVENTS, lateness_seconds=SHORT_TTL_SECONDS, poison=0,
+    )
     for index in range(FOLD_USERS):
         user = f"{prefix}-u{index}"
         exposure = Exposure(type="exposure", event_id="x-__rand_int__", user_id=user, timestamp=now,

@@ -59,6 +59,7 @@ class Aggregator:
             dedup_ttl_seconds=settings.dedup_ttl_seconds,
             pending_ttl_seconds=settings.pending_ttl_seconds,
             pending_max_events=settings.pending_max_events,
+            lateness_seconds=settings.lateness_seconds,
         )
         self._dead_letters = dead_letters
         self._poll_timeout_ms = poll_timeout_ms
@@ -164,7 +165,7 @@ class Aggregator:
             )
 
     async def _fold(self, batch: DecodedBatch) -> FoldOutcome:
-        outcome = await self._folder.apply(batch.events, poison=len(batch.dead_letters))
+        outcome = await self._folder.apply(batch.events, batch.arrivals_ms, poison=len(batch.dead_letters))
         CONSUMER_EVENTS.labels(outcome="applied").inc(outcome.applied)
         CONSUMER_EVENTS.labels(outcome="duplicate").inc(outcome.duplicates)
         CONSUMER_EVENTS.labels(outcome="orphan").inc(outcome.orphan_exposures)

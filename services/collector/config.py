@@ -9,7 +9,8 @@ from pydantic_settings import SettingsConfigDict
 
 from splitstream.settings import CommonSettings
 
-_DAY_SECONDS = 86400
+_HOUR_SECONDS = 3600
+_DAY_SECONDS = 24 * _HOUR_SECONDS
 _WEEK_SECONDS = 7 * _DAY_SECONDS
 
 
@@ -30,8 +31,13 @@ class CollectorSettings(CommonSettings):
     consumer_group: str = Field("splitstream-aggregator", min_length=1)
     dedup_ttl_seconds: int = Field(_WEEK_SECONDS, ge=1)
     """How long an applied event_id is remembered; a redelivery later than this would count twice."""
-    pending_ttl_seconds: int = Field(_WEEK_SECONDS, ge=1)
-    """How long a user's recent events wait for an exposure that arrives after them."""
+    lateness_seconds: int = Field(_HOUR_SECONDS, ge=1)
+    """An event that arrives before its user's exposure is attributed when the exposure arrives only if the
+    exposure arrives at most this long after the event did (both by arrival time: ``received_at``, else the Kafka
+    record's timestamp)."""
+    pending_ttl_seconds: int = Field(_HOUR_SECONDS, ge=1)
+    """How long a user's recent events wait for an exposure that arrives after them; past ``lateness_seconds``
+    they can never be attributed, so a longer wait only costs memory."""
     pending_max_events: int = Field(200, ge=1)
     consumer_batch_max: int = Field(500, ge=1)
     consumer_metrics_host: str = "0.0.0.0"  # Prometheus scrapes it from another host or container
@@ -48,5 +54,14 @@ class CollectorSettings(CommonSettings):
                 f"max_past_skew_seconds + max_future_skew_seconds ({self.max_past_skew_seconds} + "
                 f"{self.max_future_skew_seconds}) must be less than dedup_ttl_seconds ({self.dedup_ttl_seconds}): "
                 "an event resent after its dedup mark expired would be counted twice"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _pending_events_wait_out_the_lateness_bound(self) -> Self:
+        if self.pending_ttl_seconds < self.lateness_seconds:
+            raise ValueError(
+                f"pending_ttl_seconds ({self.pending_ttl_seconds}) must be at least lateness_seconds "
+                f"({self.lateness_seconds}): an event must still be pending when a late-enough exposure arrives"
             )
         return self

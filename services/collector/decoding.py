@@ -2,10 +2,15 @@
 
 A record that is not a valid event is never retried (it would fail the same way forever) nor dropped: it goes to
 the dead-letter topic unchanged (same key, same value) with headers saying why and where it came from.
+
+Each event also gets its arrival time (epoch ms), which bounds how late an exposure may come for events that arrived
+before it: the collector's ``received_at`` stamp, else (events other services publish) the Kafka record's timestamp,
+else (a record without one) the time of decoding.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final, Protocol
@@ -34,6 +39,10 @@ class EventRecord(Protocol):
     def key(self) -> bytes | None: ...
     @property
     def value(self) -> bytes | None: ...
+    @property
+    def timestamp(self) -> int:
+        """Epoch milliseconds; negative when the record has none."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +68,14 @@ class DeadLetter:
 class DecodedBatch:
     events: list[Exposure | TrackEvent]
     dead_letters: list[DeadLetter]
+    arrivals_ms: list[int]
+    """The arrival time of each of ``events``, at the same index."""
+
+
+def arrival_ms(event: Exposure | TrackEvent, record_timestamp_ms: int, now_ms: int) -> int:
+    if event.received_at is not None:
+        return int(event.received_at.timestamp() * 1000)
+    return record_timestamp_ms if record_timestamp_ms >= 0 else now_ms
 
 
 def _reason(error: ValidationError) -> str:
@@ -72,19 +89,24 @@ def _reason(error: ValidationError) -> str:
 def decode_records(records: Sequence[EventRecord]) -> DecodedBatch:
     events: list[Exposure | TrackEvent] = []
     dead_letters: list[DeadLetter] = []
+    arrivals: list[int] = []
+    now_ms = time.time_ns() // 1_000_000
     for record in records:
         if record.value is None:
             reason = "record has no value"
         else:
             try:
-                events.append(decode(record.value))
-                continue
+                event = decode(record.value)
             except ValidationError as error:
                 reason = _reason(error)
             except ValueError as error:
                 reason = str(error) or type(error).__name__
+            else:
+                events.append(event)
+                arrivals.append(arrival_ms(event, record.timestamp, now_ms))
+                continue
         dead_letters.append(DeadLetter(
             key=record.key, value=record.value, reason=reason[:MAX_REASON_CHARS], source_topic=record.topic,
             source_partition=record.partition, source_offset=record.offset,
         ))
-    return DecodedBatch(events, dead_letters)
+    return DecodedBatch(events, dead_letters, arrivals)

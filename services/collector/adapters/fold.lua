@@ -3,11 +3,18 @@
 -- Key layout: splitstream/keys.py (the prefix arrives in ARGV so the names here match RedisKeys exactly).
 -- No KEYS are declared: which keys an event touches depends on data read inside the script (the metric index),
 -- so this script needs a standalone (non-cluster) Redis.
--- A mean metric's per-user cap (winsorizing) is read from the experiment definition, {p}:exp:{key}.
+-- A mean metric's per-user cap (winsorizing) and any metric's attribution window (conversion_window_hours) are
+-- read from the experiment definition, {p}:exp:{key}.
 --
--- ARGV: prefix, dedup_ttl, pending_ttl, pending_max, poison_count, then 6 fields per event, in record order:
---   exposure: "exposure", event_id, user_id, experiment, variant, ts_ms
---   event:    "event",    event_id, user_id, name, value ("" when absent), ts_ms
+-- Attribution: an event counts for a metric of an experiment the user is exposed to iff
+--   exposure_ts <= event_ts < exposure_ts + window   (no upper bound without a window),
+-- whichever arrives first. An event that arrives before the exposure waits in the user's pending list (with its
+-- arrival time) and is replayed when the exposure arrives only if event_arrived >= exposure_arrived - lateness.
+--
+-- ARGV: prefix, dedup_ttl, pending_ttl, pending_max, lateness_ms, poison_count, then 7 fields per event, in record
+-- order (arrived_ms: when the event reached the platform, epoch ms):
+--   exposure: "exposure", event_id, user_id, experiment, variant, ts_ms, arrived_ms
+--   event:    "event",    event_id, user_id, name, value ("" when absent), ts_ms, arrived_ms
 -- Values travel as strings formatted by Python (shortest round-trip repr) so no precision is lost on the way in.
 --
 -- A Redis script is not rolled back when a command fails half-way, so every write below is guarded so that it
@@ -19,9 +26,11 @@ local prefix = ARGV[1]
 local dedup_ttl = tonumber(ARGV[2])
 local pending_ttl = tonumber(ARGV[3])
 local pending_max = tonumber(ARGV[4])
-local poison = tonumber(ARGV[5])
-local FIRST_EVENT = 6
-local FIELDS_PER_EVENT = 6
+local lateness_ms = tonumber(ARGV[5])
+local poison = tonumber(ARGV[6])
+local FIRST_EVENT = 7
+local FIELDS_PER_EVENT = 7
+local MS_PER_HOUR = 3600000
 
 local applied, duplicates, orphans, overflow = 0, 0, 0, 0
 
@@ -70,23 +79,38 @@ local function variants_of(experiment)
   return cached
 end
 
--- metric -> cap for the experiment's capped metrics; an absent cap is JSON null (cjson.null), not a number.
-local cap_tables = {}
-local function caps_of(experiment)
-  local cached = cap_tables[experiment]
-  if cached == nil then
-    cached = {}
-    local definition = definition_of(experiment)
-    if definition and type(definition.metrics) == 'table' then
-      for _, metric in ipairs(definition.metrics) do
-        if type(metric) == 'table' and type(metric.key) == 'string' and type(metric.cap) == 'number' then
-          cached[metric.key] = metric.cap
+-- A per-call cached lookup experiment -> {metric -> number} of one numeric field of the metric definitions;
+-- metrics without it are left out (an absent value is JSON null, cjson.null, not a number).
+local function metric_numbers(field)
+  local tables = {}
+  return function(experiment)
+    local cached = tables[experiment]
+    if cached == nil then
+      cached = {}
+      local definition = definition_of(experiment)
+      if definition and type(definition.metrics) == 'table' then
+        for _, metric in ipairs(definition.metrics) do
+          if type(metric) == 'table' and type(metric.key) == 'string' and type(metric[field]) == 'number' then
+            cached[metric.key] = metric[field]
+          end
         end
       end
+      tables[experiment] = cached
     end
-    cap_tables[experiment] = cached
+    return cached
   end
-  return cached
+end
+
+local caps_of = metric_numbers('cap')
+local window_hours_of = metric_numbers('conversion_window_hours')
+
+-- Whether an event at happened_at falls in the metric's attribution window of an exposure at exposed_at.
+local function attributed(experiment, metric, exposed_at, happened_at)
+  if happened_at < exposed_at then
+    return false
+  end
+  local hours = window_hours_of(experiment)[metric]
+  return hours == nil or happened_at < exposed_at + hours * MS_PER_HOUR
 end
 
 -- Entries "experiment|metric|type" of the metric index, parsed.
@@ -145,13 +169,17 @@ local function fold(experiment, user_hash, variant, metric, metric_type, value)
   end
 end
 
--- The user's events that arrived before this exposure but happened at or after it count for this experiment.
-local function replay_pending(experiment, user, user_hash, variant, exposed_at)
+-- The user's events that arrived before this exposure, within the lateness bound of it, count for this experiment
+-- where they fall in the metric's window. Entries written before arrival times were kept ("name|value|ts") use
+-- their event time as arrival.
+local function replay_pending(experiment, user, user_hash, variant, exposed_at, exposure_arrived)
+  local earliest_arrival = exposure_arrived - lateness_ms
   for _, entry in ipairs(redis.call('LRANGE', pending_key(user), 0, -1)) do
-    local name, value, ts = string.match(entry, '^([^|]+)|([^|]*)|([^|]+)$')
-    if name and tonumber(ts) >= exposed_at then
+    local name, value, ts, arrived = string.match(entry, '^([^|]+)|([^|]*)|([^|]+)|?([^|]*)$')
+    local happened_at = tonumber(ts or '')
+    if name and happened_at and (tonumber(arrived) or happened_at) >= earliest_arrival then
       for _, target in ipairs(metrics_fed_by(name)) do
-        if target.experiment == experiment then
+        if target.experiment == experiment and attributed(experiment, target.metric, exposed_at, happened_at) then
           fold(experiment, user_hash, variant, target.metric, target.type, value)
         end
       end
@@ -159,7 +187,7 @@ local function replay_pending(experiment, user, user_hash, variant, exposed_at)
   end
 end
 
-local function apply_exposure(user, experiment, variant, ts)
+local function apply_exposure(user, experiment, variant, ts, arrived)
   local variants = variants_of(experiment)
   if not variants or not variants[variant] then
     orphans = orphans + 1
@@ -171,19 +199,20 @@ local function apply_exposure(user, experiment, variant, ts)
   end
   redis.call('HSET', user_hash, 'variant', variant, 'ts', ts)
   redis.call('HINCRBY', variant_key(experiment, variant), 'users', 1)
-  replay_pending(experiment, user, user_hash, variant, tonumber(ts))
+  replay_pending(experiment, user, user_hash, variant, tonumber(ts), tonumber(arrived))
 end
 
-local function apply_track_event(user, name, value, ts)
+local function apply_track_event(user, name, value, ts, arrived)
   local pending = pending_key(user)
-  redis.call('LPUSH', pending, name .. '|' .. value .. '|' .. ts)
+  redis.call('LPUSH', pending, name .. '|' .. value .. '|' .. ts .. '|' .. arrived)
   redis.call('LTRIM', pending, 0, pending_max - 1)
   redis.call('EXPIRE', pending, pending_ttl)
   local happened_at = tonumber(ts)
   for _, target in ipairs(metrics_fed_by(name)) do
     local user_hash = user_key(target.experiment, user)
     local exposure = redis.call('HMGET', user_hash, 'variant', 'ts')
-    if exposure[1] and exposure[2] and happened_at >= tonumber(exposure[2]) then
+    if exposure[1] and exposure[2]
+        and attributed(target.experiment, target.metric, tonumber(exposure[2]), happened_at) then
       fold(target.experiment, user_hash, exposure[1], target.metric, target.type, value)
     end
   end
@@ -191,15 +220,15 @@ end
 
 for i = FIRST_EVENT, #ARGV, FIELDS_PER_EVENT do
   local kind, event_id, user = ARGV[i], ARGV[i + 1], ARGV[i + 2]
-  local a, b, ts = ARGV[i + 3], ARGV[i + 4], ARGV[i + 5]
+  local a, b, ts, arrived = ARGV[i + 3], ARGV[i + 4], ARGV[i + 5], ARGV[i + 6]
   if not redis.call('SET', seen_key(event_id), '1', 'NX', 'EX', dedup_ttl) then
     duplicates = duplicates + 1
   else
     applied = applied + 1
     if kind == 'exposure' then
-      apply_exposure(user, a, b, ts)
+      apply_exposure(user, a, b, ts, arrived)
     else
-      apply_track_event(user, a, b, ts)
+      apply_track_event(user, a, b, ts, arrived)
     end
   end
 end

@@ -7,6 +7,7 @@ nothing the second time.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib.resources import files
@@ -14,6 +15,7 @@ from typing import Final
 
 from redis.asyncio import Redis
 
+from services.collector.decoding import arrival_ms
 from splitstream.events import Exposure, TrackEvent
 from splitstream.keys import RedisKeys
 
@@ -39,27 +41,51 @@ class FoldOutcome:
     poison: int
 
 
-def script_fields(event: Exposure | TrackEvent) -> tuple[str, str, str, str, str, str]:
-    """The six ARGV fields ``fold.lua`` reads per event; ``repr`` keeps a float's every digit."""
+def script_header(
+    prefix: str, *, dedup_ttl_seconds: int, pending_ttl_seconds: int, pending_max_events: int, lateness_seconds: int,
+    poison: int,
+) -> list[str]:
+    """The ARGV fields ``fold.lua`` reads before the events; the lateness bound travels in milliseconds, the unit of
+    the arrival times it is compared with."""
+    return [
+        prefix, str(dedup_ttl_seconds), str(pending_ttl_seconds), str(pending_max_events),
+        str(lateness_seconds * 1000), str(poison),
+    ]
+
+
+def script_fields(
+    event: Exposure | TrackEvent, arrived_ms: int | None = None
+) -> tuple[str, str, str, str, str, str, str]:
+    """The seven ARGV fields ``fold.lua`` reads per event, ``arrived_ms`` its arrival time (epoch milliseconds;
+    by default its ``received_at``, else now); ``repr`` keeps a float's every digit."""
+    if arrived_ms is None:
+        arrived_ms = arrival_ms(event, -1, time.time_ns() // 1_000_000)
     if isinstance(event, Exposure):
         second, third = event.experiment, event.variant
     else:
         second, third = event.name, "" if event.value is None else repr(event.value)
-    return event.type, event.event_id, event.user_id, second, third, str(event.timestamp_ms)
+    return event.type, event.event_id, event.user_id, second, third, str(event.timestamp_ms), str(arrived_ms)
 
 
 class StatisticsFolder:
     def __init__(
         self, redis: Redis, keys: RedisKeys, *, dedup_ttl_seconds: int, pending_ttl_seconds: int,
-        pending_max_events: int,
+        pending_max_events: int, lateness_seconds: int,
     ) -> None:
         self._script = redis.register_script(FOLD_SCRIPT)
-        self._header = (keys.prefix, dedup_ttl_seconds, pending_ttl_seconds, pending_max_events)
+        self._prefix = keys.prefix
+        self._limits = {
+            "dedup_ttl_seconds": dedup_ttl_seconds, "pending_ttl_seconds": pending_ttl_seconds,
+            "pending_max_events": pending_max_events, "lateness_seconds": lateness_seconds,
+        }
 
-    async def apply(self, events: Sequence[Exposure | TrackEvent], *, poison: int = 0) -> FoldOutcome:
-        """Fold ``events`` in order and count ``poison`` undecodable records, in one atomic script call."""
-        args: list[str | int] = [*self._header, poison]
-        for event in events:
-            args.extend(script_fields(event))
+    async def apply(
+        self, events: Sequence[Exposure | TrackEvent], arrivals_ms: Sequence[int], *, poison: int = 0
+    ) -> FoldOutcome:
+        """Fold ``events`` (which arrived at ``arrivals_ms``, index for index) in order and count ``poison``
+        undecodable records, in one atomic script call."""
+        args = script_header(self._prefix, **self._limits, poison=poison)
+        for event, arrived_ms in zip(events, arrivals_ms, strict=True):
+            args.extend(script_fields(event, arrived_ms))
         applied, duplicates, orphans, overflow = await self._script(keys=[], args=args)
         return FoldOutcome(int(applied), int(duplicates), int(orphans), int(overflow), poison)

@@ -217,14 +217,17 @@ async def test_a_sum_that_would_overflow_is_skipped_and_counted_without_stalling
 async def test_pending_events_are_capped_and_expire(
     settings: CollectorSettings, redis: Redis,
 ) -> None:
-    capped = settings.model_copy(update={"pending_max_events": 3, "pending_ttl_seconds": 60})
-    records = [_Record(encode(bought("ann", f"b{i}", float(i))), i) for i in range(5)]
+    capped = settings.model_copy(update={"pending_max_events": 3, "pending_ttl_seconds": 60, "lateness_seconds": 60})
+    arrived_at = int(datetime.now(UTC).timestamp() * 1000)
+    records = [_Record(encode(bought("ann", f"b{i}", float(i))), i, timestamp=arrived_at + i) for i in range(5)]
 
     await Aggregator(capped, redis).process_batch(records)
 
     pending = settings.redis_keys.pending("ann")
     happened_at = bought("ann", "b0").timestamp_ms
-    assert await redis.lrange(pending, 0, -1) == [f"purchase|{v}|{happened_at}".encode() for v in (4.0, 3.0, 2.0)]
+    assert await redis.lrange(pending, 0, -1) == [
+        f"purchase|{float(i)}|{happened_at}|{arrived_at + i}".encode() for i in (4, 3, 2)
+    ]
     assert 0 < await redis.ttl(pending) <= 60
 
 
@@ -251,5 +254,6 @@ class _Record:
     value: bytes | None
     offset: int
     topic: str = "in-memory"
+    timestamp: int = -1  # none: the time of decoding stands for the arrival
     partition: int = 0
     key: bytes | None = None

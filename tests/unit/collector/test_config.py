@@ -47,3 +47,12 @@ def test_the_accepted_time_span_must_be_shorter_than_the_dedup_window() -> None:
         CollectorSettings(max_past_skew_seconds=7 * 86400, dedup_ttl_seconds=7 * 86400)
     with pytest.raises(ValidationError, match=r"\(5 \+ 5\) must be less than dedup_ttl_seconds \(10\)"):
         CollectorSettings(max_past_skew_seconds=5, max_future_skew_seconds=5, dedup_ttl_seconds=10)
+
+
+def test_pending_events_must_wait_at_least_the_lateness_bound() -> None:
+    CollectorSettings(lateness_seconds=600, pending_ttl_seconds=600)
+
+    with pytest.raises(ValidationError, match=r"pending_ttl_seconds \(3599\) must be at least lateness_seconds"):
+        CollectorSettings(pending_ttl_seconds=3599)
+    with pytest.raises(ValidationError, match="lateness_seconds"):
+        CollectorSettings(lateness_seconds=0)

@@ -3,21 +3,37 @@
 from __future__ import annotations
 
 import os
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from services.collector.adapters.fold import script_fields
+from services.collector.adapters.fold import script_fields, script_header
 from services.collector.config import CollectorSettings
 from splitstream.events import Exposure, TrackEvent
 
 AT = datetime(2024, 5, 1, 12, 0, 0, 123000, tzinfo=UTC)
 
 
+def test_the_header_carries_the_limits_and_the_lateness_bound_in_milliseconds() -> None:
+    header = script_header("pfx", dedup_ttl_seconds=604800, pending_ttl_seconds=7200, pending_max_events=200,
+                           lateness_seconds=3600, poison=2)
+
+    assert header == ["pfx", "604800", "7200", "200", "3600000", "2"]
+
+
 def test_an_exposure_carries_its_experiment_variant_and_epoch_milliseconds() -> None:
     event = Exposure(type="exposure", event_id="e1", user_id="u:1", experiment="exp", variant="b", timestamp=AT)
 
-    assert script_fields(event) == ("exposure", "e1", "u:1", "exp", "b", "1714564800123")
+    fields = script_fields(event, 1714564801000)
+
+    assert fields == ("exposure", "e1", "u:1", "exp", "b", "1714564800123", "1714564801000")
+
+
+def test_without_an_arrival_time_an_event_arrives_at_its_received_at() -> None:
+    event = TrackEvent(type="event", event_id="e1", user_id="u1", name="buy", timestamp=AT,
+                       received_at=AT + timedelta(seconds=2))
+
+    assert script_fields(event)[6] == "1714564802123"
 
 
 @pytest.mark.parametrize(
@@ -27,9 +43,9 @@ def test_an_exposure_carries_its_experiment_variant_and_epoch_milliseconds() -> 
 def test_an_event_value_keeps_every_digit(value: float | None, text: str) -> None:
     event = TrackEvent(type="event", event_id="e1", user_id="u1", name="buy", value=value, timestamp=AT)
 
-    fields = script_fields(event)
+    fields = script_fields(event, 1714564800999)
 
-    assert fields == ("event", "e1", "u1", "buy", text, "1714564800123")
+    assert fields == ("event", "e1", "u1", "buy", text, "1714564800123", "1714564800999")
     assert value is None or float(fields[4]) == value
 
 
@@ -47,5 +63,6 @@ def test_consumer_settings_default_to_the_documented_values_and_read_the_collect
     assert settings.redis_prefix == "shared"
     assert (settings.port, settings.max_batch_events, settings.max_future_skew_seconds) == (8002, 1000, 86400)
     assert settings.consumer_group == "splitstream-aggregator"
-    assert settings.dedup_ttl_seconds == settings.pending_ttl_seconds == 7 * 86400
+    assert settings.dedup_ttl_seconds == 7 * 86400
+    assert settings.lateness_seconds == settings.pending_ttl_seconds == 3600
     assert settings.pending_max_events == 200

@@ -1,7 +1,7 @@
 import pytest
 from pydantic import ValidationError
 
-from splitstream.experiment import ExperimentSpec
+from splitstream.experiment import ExperimentSpec, Metric, MetricType
 
 
 def _spec(**overrides: object) -> dict[str, object]:
@@ -32,3 +32,13 @@ def test_a_valid_spec_parses() -> None:
 def test_invalid_specs_are_rejected(overrides: dict[str, object]) -> None:
     with pytest.raises(ValidationError):
         ExperimentSpec.model_validate(_spec(**overrides))
+
+
+def test_a_metric_has_no_conversion_window_unless_given_a_positive_one() -> None:
+    assert Metric(key="m", type=MetricType.BINOMIAL, event="buy").conversion_window_hours is None
+    half_hour = Metric(key="m", type=MetricType.MEAN, event="buy", conversion_window_hours=0.5)
+    assert half_hour.conversion_window_hours == 0.5
+
+    for hours in (0, -1, float("inf"), float("nan")):
+        with pytest.raises(ValidationError, match="conversion_window_hours"):
+            Metric(key="m", type=MetricType.BINOMIAL, event="buy", conversion_window_hours=hours)
