@@ -1,17 +1,71 @@
-"""The frame every service's ``create_app`` fills in: keys, the one error handler, routes, health and metrics."""
+"""The frame every service's ``create_app`` fills in: keys, the one error handler, routes, health and metrics.
+
+Request metrics of every service (default registry, served by ``/metrics``):
+- ``splitstream_http_requests_total{service,method,route,status}``   answers, error handlers' included
+- ``splitstream_http_request_duration_seconds{service,route}``       histogram of the time to answer
+``route`` is the matched route's template (``/v1/experiments/{key}``), or ``unmatched``, never the raw path: the
+number of series stays bounded whatever paths clients send.
+"""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager
-from typing import Any
+from typing import Any, Final
 
 from fastapi import APIRouter, FastAPI, Request
+from prometheus_client import Counter, Histogram
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from splitstream.auth import ApiKeys
 from splitstream.errors import install_error_handlers
 from splitstream.health import Check, health_router
 from splitstream.settings import CommonSettings
+
+HTTP_REQUESTS: Final = Counter(
+    "splitstream_http_requests", "HTTP answers by service, method, route template and status.",
+    ["service", "method", "route", "status"],
+)
+HTTP_LATENCY: Final = Histogram(
+    "splitstream_http_request_duration_seconds", "Time to answer an HTTP request, by service and route template.",
+    ["service", "route"],
+)
+UNMATCHED_ROUTE: Final = "unmatched"
+
+
+class RequestMetrics:
+    """ASGI middleware counting and timing every HTTP answer of one service."""
+
+    def __init__(self, app: ASGIApp, service: str) -> None:
+        self._app = app
+        self._service = service
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        status = 500  # what the server answers if the app raises without answering
+
+        async def send_recording_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        started = time.perf_counter()
+        try:
+            await self._app(scope, receive, send_recording_status)
+        finally:
+            # The router writes the matched route into this same scope while dispatching.
+            route = getattr(scope.get("route"), "path", None) or UNMATCHED_ROUTE
+            HTTP_LATENCY.labels(self._service, route).observe(time.perf_counter() - started)
+            HTTP_REQUESTS.labels(self._service, scope["method"], route, str(status)).inc()
+
+
+def service_name(title: str) -> str:
+    """``"SplitStream analyzer"`` → ``"analyzer"``: the ``service`` label of the request metrics."""
+    return title.removeprefix("SplitStream").strip().lower().replace(" ", "_") or "splitstream"
 
 
 def build_app(
@@ -29,4 +83,5 @@ def build_app(
     install_error_handlers(app)
     app.include_router(router)
     app.include_router(health_router(checks_of))
+    app.add_middleware(RequestMetrics, service=service_name(title))
     return app

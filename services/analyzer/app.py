@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from functools import partial
@@ -13,6 +15,7 @@ from redis.asyncio import Redis
 from services.analyzer.adapters.looks import LookLog
 from services.analyzer.adapters.variant_stats import VariantStatsReader
 from services.analyzer.config import AnalyzerSettings
+from services.analyzer.gauges import GaugeRefresher
 from services.analyzer.routes import router
 from services.analyzer.service import ResultsService
 from splitstream.health import Check, check_redis
@@ -24,6 +27,7 @@ class AnalyzerState(TypedDict):
     redis: Redis
     registry: ExperimentRegistry
     results: ResultsService
+    gauges: GaugeRefresher
 
 
 @asynccontextmanager
@@ -37,9 +41,18 @@ async def lifespan(app: FastAPI) -> AsyncIterator[AnalyzerState]:
         LookLog(redis, settings.redis_keys),
         srm_threshold=settings.srm_threshold,
     )
+    gauges = GaugeRefresher(registry, results)
+    refreshing = None
+    if settings.gauge_refresh_seconds > 0:
+        refreshing = asyncio.create_task(gauges.run(settings.gauge_refresh_seconds), name="analyzer-gauges")
     try:
-        yield {"redis": redis, "registry": registry, "results": results}
+        yield {"redis": redis, "registry": registry, "results": results, "gauges": gauges}
     finally:
+        if refreshing is not None:
+            refreshing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await refreshing
+        gauges.forget()
         await redis.aclose()
 
 

@@ -16,3 +16,5 @@ class AnalyzerSettings(CommonSettings):
     port: int = Field(8003, ge=1, le=65535)
     srm_threshold: float = Field(DEFAULT_SRM_THRESHOLD, gt=0, lt=1, allow_inf_nan=False)
     """p-value of the sample-ratio check below which the split is reported as a mismatch."""
+    gauge_refresh_seconds: float = Field(15.0, ge=0, allow_inf_nan=False)
+    """Seconds between refreshes of the experiment gauges on /metrics; 0 disables them."""

@@ -26,7 +26,8 @@ async def test_create_stores_a_draft_salted_by_its_key(client: httpx.AsyncClient
     assert created["key"] == key
     assert created["variants"] == [{"key": "control", "weight": 1.0}, {"key": "treatment-1", "weight": 1.0}]
     assert created["metrics"] == [{"key": "purchased", "type": "binomial", "event": "purchase", "role": "secondary",
-                                   "higher_is_better": True, "margin": 0.0, "cap": None}]
+                                   "higher_is_better": True, "margin": 0.0, "cap": None,
+                                   "conversion_window_hours": None}]
     assert created["analysis"]["method"] == "frequentist" and created["analysis"]["alpha"] == 0.05
     assert (created["status"], created["salt"], created["started_at"]) == ("draft", key, None)
     assert abs(datetime.fromisoformat(created["created_at"]) - datetime.now(UTC)) < timedelta(seconds=30)
