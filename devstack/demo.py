@@ -38,9 +38,12 @@ def _now() -> str:
     return datetime.now(UTC).isoformat()
 
 
-async def _create_experiment(client: httpx.AsyncClient, base: str, admin: str, key: str) -> None:
+async def _create_experiment(client: httpx.AsyncClient, base: str, admin: str, key: str, seed: int) -> None:
     spec = {
         "key": key,
+        # The same salt on every run buckets the same users alike, so with the per-user behaviour below a demo with
+        # a given seed reproduces its readout exactly, whatever the experiment's (timestamped) key.
+        "salt": f"title-demo-{seed}",
         "variants": [{"key": "control_title", "weight": 50}, {"key": "question_title", "weight": 50}],
         "metrics": [
             {"key": "click_through", "type": "binomial", "event": "title_click", "role": "goal"},
@@ -70,9 +73,9 @@ async def _assign_all(client: httpx.AsyncClient, base: str, ingest: str, key: st
 
 
 def _behaviour(variants: dict[str, str], key: str, plan: DemoPlan) -> list[dict[str, Any]]:
-    rng = random.Random(plan.seed)
     events: list[dict[str, Any]] = []
-    for user_id, variant in variants.items():
+    for user_id, variant in sorted(variants.items()):
+        rng = random.Random(f"{plan.seed}:{user_id}")  # per user: independent of the order assignments came back in
         rate = CONTROL_CLICK_RATE * (1 + TRUE_RELATIVE_LIFT) if variant == "question_title" else CONTROL_CLICK_RATE
         if rng.random() < rate:
             stamp = _now()
@@ -158,7 +161,7 @@ async def _run(config: StackConfig, keys: dict[str, str], plan: DemoPlan, consol
     limits = httpx.Limits(max_connections=plan.concurrency)
     async with httpx.AsyncClient(timeout=30, limits=limits) as client:
         began = time.monotonic()
-        await _create_experiment(client, config.service_url("assignment"), admin, key)
+        await _create_experiment(client, config.service_url("assignment"), admin, key, plan.seed)
         variants = await _assign_all(client, config.service_url("assignment"), ingest, key, plan)
         console.print(f"assigned {len(variants)} users through the assignment API "
                       f"(exposures logged to Kafka) in {time.monotonic() - began:.1f}s")
