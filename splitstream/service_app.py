@@ -34,6 +34,25 @@ HTTP_LATENCY: Final = Histogram(
 UNMATCHED_ROUTE: Final = "unmatched"
 
 
+async def call_recording(
+    app: ASGIApp, scope: Scope, receive: Receive, send: Send, record: Callable[[int, float], None]
+) -> None:
+    """Run ``app`` and then ``record(status, seconds)``, also when an error handler answered or the app raised."""
+    status = 500  # what the server answers if the app raises without answering
+
+    async def send_recording_status(message: Message) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+        await send(message)
+
+    started = time.perf_counter()
+    try:
+        await app(scope, receive, send_recording_status)
+    finally:
+        record(status, time.perf_counter() - started)
+
+
 class RequestMetrics:
     """ASGI middleware counting and timing every HTTP answer of one service."""
 
@@ -45,22 +64,14 @@ class RequestMetrics:
         if scope["type"] != "http":
             await self._app(scope, receive, send)
             return
-        status = 500  # what the server answers if the app raises without answering
 
-        async def send_recording_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        started = time.perf_counter()
-        try:
-            await self._app(scope, receive, send_recording_status)
-        finally:
+        def record(status: int, seconds: float) -> None:
             # The router writes the matched route into this same scope while dispatching.
             route = getattr(scope.get("route"), "path", None) or UNMATCHED_ROUTE
-            HTTP_LATENCY.labels(self._service, route).observe(time.perf_counter() - started)
+            HTTP_LATENCY.labels(self._service, route).observe(seconds)
             HTTP_REQUESTS.labels(self._service, scope["method"], route, str(status)).inc()
+
+        await call_recording(self._app, scope, receive, send, record)
 
 
 def service_name(title: str) -> str:

@@ -17,12 +17,13 @@ Aggregation consumer (no HTTP port of its own: served by :func:`serve_metrics` o
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Final
 
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from splitstream.service_app import call_recording
 
 INGEST_REQUESTS: Final = Counter(
     "splitstream_ingest_requests", "Answers to POST /v1/events by HTTP status.", ["status"]
@@ -55,20 +56,12 @@ class IngestRequestMetrics:
         if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != self._path:
             await self._app(scope, receive, send)
             return
-        status = 500  # what the server answers if the app raises without answering
 
-        async def send_recording_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        began = time.perf_counter()
-        try:
-            await self._app(scope, receive, send_recording_status)
-        finally:
-            INGEST_LATENCY.observe(time.perf_counter() - began)
+        def record(status: int, seconds: float) -> None:
+            INGEST_LATENCY.observe(seconds)
             INGEST_REQUESTS.labels(status=str(status)).inc()
+
+        await call_recording(self._app, scope, receive, send, record)
 
 
 def serve_metrics(host: str, port: int) -> Callable[[], None]:
