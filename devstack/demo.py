@@ -44,7 +44,7 @@ async def _create_experiment(client: httpx.AsyncClient, base: str, admin: str, k
         # The same salt on every run buckets the same users alike, so with the per-user behaviour below a demo with
         # a given seed reproduces its readout exactly, whatever the experiment's (timestamped) key.
         "salt": f"title-demo-{seed}",
-        "variants": [{"key": "control_title", "weight": 50}, {"key": "question_title", "weight": 50}],
+        "variants": [{"key": "control_title", "weight": 0.5}, {"key": "question_title", "weight": 0.5}],
         "metrics": [
             {"key": "click_through", "type": "binomial", "event": "title_click", "role": "goal"},
             {"key": "reading_minutes", "type": "mean", "event": "read", "role": "guardrail", "margin": 0.05},

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -55,12 +56,44 @@ class ApiKeys:
         return frozenset()
 
 
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who made a change, as the audit trail records it: the key's scope and a fingerprint, never the key."""
+
+    scope: Scope
+    key_id: str
+
+
+def caller(request: Request) -> Caller:
+    """The caller of a request that passed :func:`require` (so the key is known)."""
+    keys: ApiKeys = request.app.state.api_keys
+    token = bearer_token(request)
+    granted = keys.scopes_of(token)
+    scope = next((scope for scope in Scope if granted == _GRANTS[scope]), Scope.READ)
+    return Caller(scope=scope, key_id=hashlib.blake2b(token.encode(), digest_size=4).hexdigest())
+
+
+QUERY_KEY = "api_key"
+"""``navigator.sendBeacon`` cannot set headers, so a key may come as ``?api_key=``; it then grants ingest at most
+(an admin or read key must not travel in URLs, which end up in access logs)."""
+
+
 def bearer_token(request: Request) -> str:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthorized("missing API key: send 'Authorization: Bearer <key>'")
-    return token.strip()
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    if not header and request.query_params.get(QUERY_KEY):
+        return request.query_params[QUERY_KEY]
+    raise Unauthorized("missing API key: send 'Authorization: Bearer <key>'")
+
+
+def _granted(request: Request) -> frozenset[Scope]:
+    keys: ApiKeys = request.app.state.api_keys
+    granted = keys.scopes_of(bearer_token(request))
+    if "authorization" not in request.headers:
+        return granted & {Scope.INGEST}
+    return granted
 
 
 def require(scope: Scope) -> Callable[[Request], Awaitable[None]]:
@@ -70,8 +103,7 @@ def require(scope: Scope) -> Callable[[Request], Awaitable[None]]:
     """
 
     async def check(request: Request) -> None:
-        keys: ApiKeys = request.app.state.api_keys
-        granted = keys.scopes_of(bearer_token(request))
+        granted = _granted(request)
         if not granted:
             raise Unauthorized("unknown API key")
         if scope not in granted:

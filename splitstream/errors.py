@@ -52,6 +52,12 @@ class BadRequest(SplitStreamError):
     code = "bad_request"
 
 
+class MalformedJson(BadRequest):
+    """The body is not JSON at all (400); JSON of the wrong shape is an ``InvalidRequest`` (422)."""
+
+    code = "malformed_json"
+
+
 class InvalidRequest(SplitStreamError):
     status_code = 422
     code = "invalid_request"

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Protocol, TypeVar
 
@@ -56,6 +56,15 @@ class EventLog:
         except KafkaError as error:
             raise DependencyUnavailable(f"kafka: events not acknowledged ({error!r})") from error
 
+    async def publish_record(self, topic: str, key: bytes, value: bytes) -> None:
+        """One record to another topic through the same producer, acknowledged before this returns."""
+        if not self._started:
+            raise DependencyUnavailable("kafka: producer not connected")
+        try:
+            await self._producer.send_and_wait(topic, value, key=key)
+        except KafkaError as error:
+            raise DependencyUnavailable(f"kafka: record not acknowledged by {topic} ({error!r})") from error
+
     async def check(self) -> None:
         """Raise unless the broker answers a metadata request for our topic."""
         if not self._started:
@@ -82,8 +91,12 @@ async def ensure_topic(bootstrap_servers: str, topic: str, partitions: int) -> b
     return created[topic]
 
 
-async def ensure_topics(bootstrap_servers: str, topics: Sequence[str], partitions: int) -> dict[str, bool]:
-    """Create those of ``topics`` that do not exist, with one admin connection; per topic, whether it was created."""
+async def ensure_topics(
+    bootstrap_servers: str, topics: Sequence[str], partitions: int, configs: Mapping[str, str] | None = None
+) -> dict[str, bool]:
+    """Create those of ``topics`` that do not exist, with one admin connection; per topic, whether it was created.
+
+    ``configs`` (e.g. ``{"cleanup.policy": "compact"}``) apply to the topics this call creates."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="splitstream-admin")
     await admin.start()
     try:
@@ -94,7 +107,10 @@ async def ensure_topics(bootstrap_servers: str, topics: Sequence[str], partition
                 created.setdefault(topic, False)
                 continue
             try:
-                await admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)])
+                new_topic = NewTopic(
+                    topic, num_partitions=partitions, replication_factor=1, topic_configs=dict(configs or {})
+                )
+                await admin.create_topics([new_topic])
             except TopicAlreadyExistsError:
                 created[topic] = False
             else:

@@ -17,10 +17,9 @@ from typing import Annotated, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, field_validator
 
-from splitstream.experiment import EventName, Key
+from splitstream.experiment import EventName, Key, UserId
 
 EventId = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[\x21-\x7e]+$")]
-UserId = Annotated[str, StringConstraints(min_length=1, max_length=256, pattern=r"^[^\x00-\x1f]+$")]
 
 
 class _BaseEvent(BaseModel):
@@ -52,6 +51,7 @@ class Exposure(_BaseEvent):
     type: Literal["exposure"]
     experiment: Key
     variant: Key
+    phase: int = Field(1, ge=1)
 
 
 class TrackEvent(_BaseEvent):

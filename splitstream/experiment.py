@@ -2,15 +2,32 @@
 
 from __future__ import annotations
 
+import itertools
+import math
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationInfo, field_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from splitstream.hashing import BUCKETS, HASH_VERSION, BucketRange
+from splitstream.targeting import AttributeName, Condition
 
 # Keys end up inside Redis keys and Kafka payloads, so they stay short and free of separators.
 Key = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")]
 EventName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")]
+UserId = Annotated[str, StringConstraints(min_length=1, max_length=256, pattern=r"^[^\x00-\x1f]+$")]
+WEIGHT_TOLERANCE = 1e-9
 
 
 class MetricType(StrEnum):
@@ -22,15 +39,56 @@ class MetricType(StrEnum):
 
 class ExperimentStatus(StrEnum):
     DRAFT = "draft"
+    """Defined; only forced users see a variant."""
     RUNNING = "running"
+    """Assigning and logging exposures."""
+    PAUSED = "paused"
+    """Nobody enters or sees a treatment (forced users aside); start resumes it in the same phase."""
     STOPPED = "stopped"
+    """Over without a winner: everyone sees the control."""
+    SHIPPED = "shipped"
+    """Over with a winner: every targeted user outside the holdouts sees ``shipped_variant`` (forced QA users
+    still see their forced variant)."""
+
+
+class ExperimentKind(StrEnum):
+    CONTENT = "content"
+    """Titles, covers, push copy, form layouts."""
+    PRICING = "pricing"
+    """Price points, membership benefit bundles, coupons."""
+    CAMPAIGN = "campaign"
+    """Formats, channels, holdouts."""
 
 
 class Variant(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     key: Key
-    weight: float = Field(gt=0, le=1_000_000, allow_inf_nan=False)
+    weight: float | None = Field(None, gt=0, le=1, allow_inf_nan=False)
+    """The share of the covered traffic; all weights sum to 1. Leave every weight out for an equal split."""
+    name: str = Field("", max_length=200)
+    payload: JsonValue = None
+    """What the variant shows, handed to the caller as is: a title text, a price, a layout's settings."""
+
+
+class RampStep(BaseModel):
+    """From ``at`` on, the experiment covers ``coverage`` of its (targeted, layer) traffic."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    at: AwareDatetime
+    coverage: float = Field(ge=0, le=1, allow_inf_nan=False)
+
+
+class LayerSlot(BaseModel):
+    """Membership of a layer: the experiment owns ``share`` of the layer's buckets, which no other experiment of the
+    layer gets, so a user in the layer sees at most one of its experiments."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    key: Key
+    share: float = Field(ge=1 / BUCKETS, le=1, allow_inf_nan=False)
+    """At least one bucket (0.0001)."""
 
 
 class MetricRole(StrEnum):
@@ -111,14 +169,65 @@ _Keyed = TypeVar("_Keyed", Variant, Metric)
 
 
 class ExperimentSpec(BaseModel):
-    """What an admin submits. The first variant is the control."""
+    """What an admin submits. The first variant is the control.
+
+    Who enters, in order: the ``unit`` attribute must be present, every ``targeting`` condition must hold, the user
+    must be outside the holdouts, inside the experiment's share of its ``layer`` and inside the ``coverage`` (the
+    ``ramp`` step in force, else ``coverage``). ``forced`` users skip all of that (QA; never counted).
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     key: Key
+    name: str = Field("", max_length=200)
+    hypothesis: str = Field("", max_length=4000)
+    kind: ExperimentKind = ExperimentKind.CONTENT
     variants: list[Variant] = Field(min_length=2, max_length=26)
+    coverage: float = Field(1.0, ge=0, le=1, allow_inf_nan=False)
+    unit: AttributeName = "user_id"
+    """The attribute users are bucketed by: ``user_id`` (the request's user id) or e.g. ``device_id``."""
+    targeting: list[Condition] = Field(default_factory=list, max_length=50)
+    layer: LayerSlot | None = None
+    holdouts: list[Key] = Field(default_factory=list, max_length=10)
+    """Holdouts of ``attached`` scope this experiment honours; ``global`` holdouts apply to every experiment."""
+    forced: dict[UserId, Key] = Field(default_factory=dict, max_length=1000)
+    """Unit id → variant key, for QA: those users always see that variant and are never counted."""
+    ramp: list[RampStep] = Field(default_factory=list, max_length=50)
     metrics: list[Metric] = Field(default_factory=list, max_length=50)
     analysis: AnalysisPlan = Field(default_factory=AnalysisPlan)
+
+    @field_validator("variants")
+    @classmethod
+    def _weights_sum_to_one(cls, variants: list[Variant]) -> list[Variant]:
+        weights = [variant.weight for variant in variants]
+        if all(weight is None for weight in weights):
+            return [variant.model_copy(update={"weight": 1 / len(variants)}) for variant in variants]
+        if any(weight is None for weight in weights):
+            raise ValueError("give every variant a weight, or none for an equal split")
+        total = math.fsum(weight for weight in weights if weight is not None)
+        if abs(total - 1.0) > WEIGHT_TOLERANCE:
+            raise ValueError(f"weights must sum to 1 (within {WEIGHT_TOLERANCE:g}); they sum to {total!r}")
+        return variants
+
+    @field_validator("forced")
+    @classmethod
+    def _forced_variants_exist(cls, forced: dict[str, str], info: ValidationInfo) -> dict[str, str]:
+        variants = info.data.get("variants")
+        if variants is None:  # variants were invalid themselves; that is the error to report
+            return forced
+        known = {variant.key for variant in variants}
+        unknown = sorted({variant for variant in forced.values() if variant not in known})
+        if unknown:
+            raise ValueError(f"unknown variants {unknown}; the experiment has {sorted(known)}")
+        return forced
+
+    @field_validator("ramp")
+    @classmethod
+    def _ramp_in_time_order(cls, ramp: list[RampStep]) -> list[RampStep]:
+        for earlier, later in itertools.pairwise(ramp):
+            if later.at <= earlier.at:
+                raise ValueError(f"steps must be in increasing time order: {later.at} follows {earlier.at}")
+        return ramp
 
     # A field validator (not a model one) so that the error names the list at fault: "variants" or "metrics".
     @field_validator("variants", "metrics")
@@ -145,12 +254,21 @@ class ExperimentSpec(BaseModel):
 
 
 class Experiment(ExperimentSpec):
-    """A stored experiment: the spec plus its lifecycle and hashing salt."""
+    """A stored experiment: the spec plus its lifecycle, version and hashing salt."""
 
     status: ExperimentStatus = ExperimentStatus.DRAFT
     salt: str
+    hash_version: int = HASH_VERSION
+    phase: int = Field(1, ge=1)
+    """Sticky assignments hold within a phase; starting a new phase lets everyone be bucketed afresh."""
+    version: int = Field(1, ge=1)
+    """Raised by every change; the history keeps one audit entry per version."""
     created_at: datetime
+    updated_at: datetime | None = None
     started_at: datetime | None = None
+    shipped_variant: Key | None = None
+    layer_ranges: list[BucketRange] = Field(default_factory=list)
+    """The buckets of the layer this experiment owns (allocated by the assignment service)."""
 
     @property
     def control(self) -> Variant:
@@ -158,7 +276,32 @@ class Experiment(ExperimentSpec):
 
     @property
     def weights(self) -> list[float]:
-        return [v.weight for v in self.variants]
+        # The spec's validator fills in every weight, so none is None here.
+        return [variant.weight or 0.0 for variant in self.variants]
 
     def variant_keys(self) -> list[str]:
         return [v.key for v in self.variants]
+
+    def variant(self, key: str) -> Variant | None:
+        return next((variant for variant in self.variants if variant.key == key), None)
+
+    def coverage_at(self, now: datetime) -> float:
+        """The coverage in force: the last ramp step at or before ``now``, else ``coverage``."""
+        current = self.coverage
+        for step in self.ramp:
+            if step.at > now:
+                break
+            current = step.coverage
+        return current
+
+    def spec(self) -> ExperimentSpec:
+        return ExperimentSpec.model_validate({name: getattr(self, name) for name in ExperimentSpec.model_fields})
+
+    @model_validator(mode="after")
+    def _shipped_names_a_winner(self) -> Experiment:
+        if self.status is ExperimentStatus.SHIPPED and (
+            self.shipped_variant is None or self.variant(self.shipped_variant) is None
+        ):
+            raise ValueError(f"a shipped experiment names one of its variants as shipped_variant, not "
+                             f"{self.shipped_variant!r}")
+        return self

@@ -14,6 +14,11 @@ Redis (one logical database, every key under ``prefix``):
 - ``{p}:user:{user}:pending``         recent events of the user, replayed when a later exposure arrives
 - ``{p}:seen:{event_id}``             marks an event as applied, so a redelivered event is not counted twice
 - ``{p}:stats:{counter}``             the consumer's counters: applied, duplicates, orphan_exposures, poison, ...
+- ``{p}:exp:{key}:history``           list of the experiment's audit entries (JSON), one per version, oldest first
+- ``{p}:layers`` / ``{p}:holdouts``   hashes of layer / holdout definitions (JSON) by key
+- ``{p}:sticky:{unit}:{id}``          hash of one unit's sticky assignments: ``{experiment}#{phase}`` → variant
+- ``{p}:definitions-lock``            held while a definition changes, so versions and layer buckets never race
+- ``{p}:definitions-changed``         pub/sub channel: a definition changed (the message is the key)
 """
 
 from __future__ import annotations
@@ -55,6 +60,28 @@ class RedisKeys:
 
     def stats(self, counter: str) -> str:
         return f"{self.prefix}:stats:{counter}"
+
+    def history(self, experiment: str) -> str:
+        return f"{self.prefix}:exp:{experiment}:history"
+
+    @property
+    def layers(self) -> str:
+        return f"{self.prefix}:layers"
+
+    @property
+    def holdouts(self) -> str:
+        return f"{self.prefix}:holdouts"
+
+    def sticky(self, unit: str, unit_id: str) -> str:
+        return f"{self.prefix}:sticky:{unit}:{unit_id}"
+
+    @property
+    def definitions_lock(self) -> str:
+        return f"{self.prefix}:definitions-lock"
+
+    @property
+    def definitions_changed(self) -> str:
+        return f"{self.prefix}:definitions-changed"
 
 
 def metric_index_entry(experiment: str, metric: str, metric_type: str) -> str:

@@ -30,9 +30,17 @@ class ExperimentRegistry:
             await pipe.execute()
         return True
 
-    async def replace(self, experiment: Experiment) -> None:
-        """Overwrite an existing experiment's lifecycle fields (status, timestamps); the spec is immutable."""
-        await self._redis.set(self._keys.experiment(experiment.key), experiment.model_dump_json(), xx=True)
+    async def replace(self, experiment: Experiment, previous: Experiment) -> None:
+        """Overwrite an existing experiment; the event index follows its metrics."""
+        old_entries = {(m.event, metric_index_entry(previous.key, m.key, m.type.value)) for m in previous.metrics}
+        new_entries = {(m.event, metric_index_entry(experiment.key, m.key, m.type.value)) for m in experiment.metrics}
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.set(self._keys.experiment(experiment.key), experiment.model_dump_json(), xx=True)
+            for event, entry in old_entries - new_entries:
+                pipe.srem(self._keys.event_metrics(event), entry)
+            for event, entry in new_entries - old_entries:
+                pipe.sadd(self._keys.event_metrics(event), entry)
+            await pipe.execute()
 
     async def get(self, key: str) -> Experiment | None:
         raw = await self._redis.get(self._keys.experiment(key))
@@ -41,3 +49,11 @@ class ExperimentRegistry:
     async def list_keys(self) -> list[str]:
         members = await self._redis.smembers(self._keys.experiments)
         return sorted(m.decode() if isinstance(m, bytes) else str(m) for m in members)
+
+    async def get_all(self) -> list[Experiment]:
+        """Every stored experiment, ordered by key (one MGET); one that vanished between the two reads is left out."""
+        keys = await self.list_keys()
+        if not keys:
+            return []
+        raws = await self._redis.mget([self._keys.experiment(key) for key in keys])
+        return [Experiment.model_validate_json(raw) for raw in raws if raw is not None]

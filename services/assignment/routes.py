@@ -1,64 +1,171 @@
-"""HTTP routes of the assignment service: experiment administration and /v1/assign."""
+"""HTTP routes of the assignment service: experiment administration, assignment and the SDK config."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Request, status
+from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 
-from services.assignment.schemas import AssignmentResponse, ExperimentCreate, ExperimentList
+from services.assignment.admin import Administration
+from services.assignment.audit import Action
+from services.assignment.catalog_feed import CatalogFeed
+from services.assignment.schemas import (
+    ASSIGN_REQUEST,
+    ASSIGN_REQUEST_OPENAPI,
+    MAX_ASSIGN_BODY_BYTES,
+    AssignResponse,
+    ExperimentCreate,
+    ExperimentList,
+    ExperimentUpdate,
+    History,
+    HoldoutList,
+    LayerList,
+    ShipRequest,
+    SingleAssignment,
+    json_response,
+    wire_assignment,
+)
 from services.assignment.service import AssignmentService
-from splitstream.auth import Scope, require
-from splitstream.events import UserId
-from splitstream.experiment import Experiment, Key
+from splitstream.auth import Scope, caller, require
+from splitstream.body import parse_json, read_body
+from splitstream.errors import FieldError, InvalidRequest
+from splitstream.evaluation import CatalogDocument
+from splitstream.experiment import Experiment, Key, UserId
+from splitstream.layers import Holdout, Layer
 
 router = APIRouter(prefix="/v1")
 
 ExperimentKey = Annotated[Key, Path(description="the experiment's key")]
+ADMIN = [Depends(require(Scope.ADMIN))]
+READ = [Depends(require(Scope.READ))]
+INGEST = [Depends(require(Scope.INGEST))]
 
 
-def _service(request: Request) -> AssignmentService:
+def _admin(request: Request) -> Administration:
+    admin: Administration = request.state.admin
+    return admin
+
+
+def _assignments(request: Request) -> AssignmentService:
     service: AssignmentService = request.state.assignments
     return service
 
 
-@router.post(
-    "/experiments", status_code=status.HTTP_201_CREATED, dependencies=[Depends(require(Scope.ADMIN))],
-    tags=["experiments"],
-)
+@router.post("/experiments", status_code=status.HTTP_201_CREATED, dependencies=ADMIN, tags=["experiments"])
 async def create_experiment(request: Request, body: ExperimentCreate) -> Experiment:
-    """Store a draft experiment; 409 if the key is taken."""
-    return await _service(request).create(body.spec(), salt=body.salt)
+    """Store a draft (version 1); 409 if the key is taken, 422 naming the field for an invalid definition."""
+    return await _admin(request).create(body.spec(), caller(request), salt=body.salt)
 
 
-@router.get("/experiments", dependencies=[Depends(require(Scope.READ))], tags=["experiments"])
+@router.get("/experiments", dependencies=READ, tags=["experiments"])
 async def list_experiments(request: Request) -> ExperimentList:
-    return ExperimentList(experiments=await _service(request).list_all())
+    return ExperimentList(experiments=await _admin(request).list_all())
 
 
-@router.get("/experiments/{key}", dependencies=[Depends(require(Scope.READ))], tags=["experiments"])
+@router.get("/experiments/{key}", dependencies=READ, tags=["experiments"])
 async def get_experiment(request: Request, key: ExperimentKey) -> Experiment:
-    return await _service(request).get(key)
+    return await _admin(request).get(key)
 
 
-@router.post("/experiments/{key}/start", dependencies=[Depends(require(Scope.ADMIN))], tags=["experiments"])
+@router.put("/experiments/{key}", dependencies=ADMIN, tags=["experiments"])
+async def update_experiment(request: Request, key: ExperimentKey, body: ExperimentUpdate) -> Experiment:
+    """Replace the definition (a new version); see ``new_phase``."""
+    return await _admin(request).update(key, body.spec(), caller(request), new_phase=body.new_phase)
+
+
+@router.get("/experiments/{key}/history", dependencies=READ, tags=["experiments"])
+async def experiment_history(request: Request, key: ExperimentKey) -> History:
+    """One audit entry per version, oldest first: who (key scope and fingerprint), when, what changed."""
+    return History(experiment=key, entries=await _admin(request).history(key))
+
+
+@router.post("/experiments/{key}/start", dependencies=ADMIN, tags=["experiments"])
 async def start_experiment(request: Request, key: ExperimentKey) -> Experiment:
-    """draft → running; already running is fine; 409 once stopped."""
-    return await _service(request).start(key)
+    """draft or paused → running; already running is fine; 409 once stopped or shipped."""
+    return await _admin(request).transition(key, Action.START, caller(request))
 
 
-@router.post("/experiments/{key}/stop", dependencies=[Depends(require(Scope.ADMIN))], tags=["experiments"])
+@router.post("/experiments/{key}/pause", dependencies=ADMIN, tags=["experiments"])
+async def pause_experiment(request: Request, key: ExperimentKey) -> Experiment:
+    return await _admin(request).transition(key, Action.PAUSE, caller(request))
+
+
+@router.post("/experiments/{key}/stop", dependencies=ADMIN, tags=["experiments"])
 async def stop_experiment(request: Request, key: ExperimentKey) -> Experiment:
-    return await _service(request).stop(key)
+    return await _admin(request).transition(key, Action.STOP, caller(request))
 
 
-@router.get("/assign", dependencies=[Depends(require(Scope.INGEST))], tags=["assignment"])
-async def assign(
+@router.post("/experiments/{key}/ship", dependencies=ADMIN, tags=["experiments"])
+async def ship_experiment(request: Request, key: ExperimentKey, body: ShipRequest) -> Experiment:
+    """Everyone targeted (outside the holdouts) sees ``variant`` from now on; nobody is counted any more."""
+    return await _admin(request).transition(key, Action.SHIP, caller(request), variant=body.variant)
+
+
+@router.post("/layers", status_code=status.HTTP_201_CREATED, dependencies=ADMIN, tags=["layers"])
+async def create_layer(request: Request, body: Layer) -> Layer:
+    return await _admin(request).create_layer(body)
+
+
+@router.get("/layers", dependencies=READ, tags=["layers"])
+async def list_layers(request: Request) -> LayerList:
+    return LayerList(layers=await _admin(request).layers())
+
+
+@router.post("/holdouts", status_code=status.HTTP_201_CREATED, dependencies=ADMIN, tags=["holdouts"])
+async def create_holdout(request: Request, body: Holdout) -> Holdout:
+    return await _admin(request).create_holdout(body)
+
+
+@router.get("/holdouts", dependencies=READ, tags=["holdouts"])
+async def list_holdouts(request: Request) -> HoldoutList:
+    return HoldoutList(holdouts=await _admin(request).holdouts())
+
+
+# The hot path parses its body with pydantic-core straight from bytes and writes its answer with orjson: FastAPI's
+# own body and response-model handling would double the cost of a call. The schemas still document both.
+@router.post(
+    "/assign", dependencies=INGEST, tags=["assignment"], response_model=AssignResponse,
+    openapi_extra=ASSIGN_REQUEST_OPENAPI,
+)
+async def assign_many(request: Request) -> Response:
+    """Every running or shipped experiment (or those named), each with variant, payload and reason. With
+    ``log_exposure`` (default) a 200 means the exposures are durable in Kafka; 503 if they are not."""
+    body = parse_json(ASSIGN_REQUEST, await read_body(request, MAX_ASSIGN_BODY_BYTES))
+    assignments = await _assignments(request).assign(
+        body.user_id, body.attributes, body.experiments, log_exposure=body.log_exposure
+    )
+    return json_response({"user_id": body.user_id, "assignments": [wire_assignment(a) for a in assignments]})
+
+
+@router.get("/assign", dependencies=INGEST, tags=["assignment"], response_model=SingleAssignment)
+async def assign_one(
     request: Request,
     experiment: Annotated[Key, Query(description="the experiment's key")],
     user_id: Annotated[UserId, Query(description="the stable id the user is bucketed by")],
+    attr: Annotated[list[str], Query(description="attributes as name:value, repeated")] = [],  # noqa: B006
     log_exposure: Annotated[bool, Query(description="record the exposure in Kafka before answering")] = True,
-) -> AssignmentResponse:
-    """The user's variant. With ``log_exposure`` a 200 means the exposure is durable in Kafka; 503 if it is not."""
-    assignment = await _service(request).assign(experiment, user_id, log_exposure=log_exposure)
-    return AssignmentResponse.of(assignment)
+) -> Response:
+    """The simple case of POST /v1/assign: one experiment, attributes as text."""
+    attributes: dict[str, str] = {}
+    for index, pair in enumerate(attr):
+        name, separator, value = pair.partition(":")
+        if not separator or not name:
+            raise InvalidRequest(
+                "attributes are name:value", [FieldError(f"query.attr.{index}", "expected name:value")]
+            )
+        attributes[name] = value
+    [assignment] = await _assignments(request).assign(
+        user_id, attributes, [experiment], log_exposure=log_exposure, field="experiment"
+    )
+    return json_response({**wire_assignment(assignment), "user_id": user_id})
+
+
+@router.get("/config", dependencies=INGEST, tags=["assignment"], response_model=CatalogDocument)
+async def config(request: Request) -> Response:
+    """Every definition, for SDKs evaluating locally. Send the ETag back in ``If-None-Match`` to get a 304."""
+    feed: CatalogFeed = request.state.catalog
+    catalog = feed.current
+    headers = {"ETag": catalog.etag, "Cache-Control": "no-cache"}
+    if catalog.etag in {tag.strip() for tag in request.headers.get("if-none-match", "").split(",")}:
+        return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=headers)
+    return Response(catalog.document.model_dump_json(), media_type="application/json", headers=headers)

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import BaseModel, StringConstraints
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, StringConstraints, TypeAdapter
+from starlette.responses import Response
 
+from services.assignment.audit import AuditEntry
 from services.assignment.service import Assignment
-from splitstream.experiment import Experiment, ExperimentSpec
+from splitstream.experiment import Experiment, ExperimentSpec, Key, UserId
+from splitstream.layers import Holdout, Layer
+from splitstream.targeting import AttributeName, AttributeValue
 
 Salt = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f]+$")]
 
@@ -21,19 +26,91 @@ class ExperimentCreate(ExperimentSpec):
         return ExperimentSpec.model_validate(self.model_dump(exclude={"salt"}))
 
 
+class ExperimentUpdate(ExperimentSpec):
+    """The whole new definition. ``new_phase`` lets everyone be bucketed afresh (sticky assignments reset, the
+    analysis restarts); it is required to change the variants, the layer or the unit of a started experiment."""
+
+    new_phase: bool = False
+
+    def spec(self) -> ExperimentSpec:
+        return ExperimentSpec.model_validate(self.model_dump(exclude={"new_phase"}))
+
+
+class ShipRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    variant: Key
+    """The winner, which every targeted user outside the holdouts then sees."""
+
+
 class ExperimentList(BaseModel):
     experiments: list[Experiment]
 
 
-class AssignmentResponse(BaseModel):
-    experiment: str
-    user_id: str
-    variant: str
-    in_experiment: bool
-    reason: str | None
-    """Why the user is not in the experiment (e.g. "experiment is draft"); null when they are."""
-    exposure_logged: bool
+class LayerList(BaseModel):
+    layers: list[Layer]
 
-    @classmethod
-    def of(cls, assignment: Assignment) -> AssignmentResponse:
-        return cls.model_validate(assignment, from_attributes=True)
+
+class HoldoutList(BaseModel):
+    holdouts: list[Holdout]
+
+
+class History(BaseModel):
+    experiment: str
+    entries: list[AuditEntry]
+
+
+class AssignRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    user_id: UserId
+    attributes: dict[AttributeName, AttributeValue] = Field(default_factory=dict, max_length=100)
+    experiments: list[Key] | None = Field(None, max_length=200)
+    """Default: every running or shipped experiment."""
+    log_exposure: bool = True
+
+
+MAX_ASSIGN_BODY_BYTES = 64 * 1024
+ASSIGN_REQUEST = TypeAdapter(AssignRequest)
+ASSIGN_REQUEST_OPENAPI: dict[str, Any] = {
+    "requestBody": {"required": True, "content": {"application/json": {"schema": AssignRequest.model_json_schema(
+        ref_template="#/components/schemas/{model}"
+    )}}},
+}
+
+
+class AssignmentOut(BaseModel):
+    experiment: str
+    variant: str
+    payload: JsonValue
+    in_experiment: bool
+    """Counted in the experiment's analysis (reason ``hashed`` or ``sticky``)."""
+    reason: str
+    phase: int
+    exposure_logged: bool
+    exposure: dict[str, Any] | None
+    """With ``log_exposure=false``: the exposure to send to the collector when the payload is actually shown."""
+
+
+class AssignResponse(BaseModel):
+    user_id: str
+    assignments: list[AssignmentOut]
+
+
+class SingleAssignment(AssignmentOut):
+    user_id: str
+
+
+def wire_assignment(assignment: Assignment) -> dict[str, Any]:
+    """An :class:`AssignmentOut` as a plain dict (built by hand: this runs on every call of the hot path)."""
+    decision, exposure = assignment.decision, assignment.exposure
+    return {
+        "experiment": decision.experiment, "variant": decision.variant, "payload": decision.payload,
+        "in_experiment": decision.in_experiment, "reason": decision.reason.value, "phase": decision.phase,
+        "exposure_logged": assignment.exposure_logged,
+        "exposure": None if exposure is None else exposure.model_dump(mode="json", exclude={"received_at"}),
+    }
+
+
+def json_response(content: dict[str, Any]) -> Response:
+    return Response(orjson.dumps(content), media_type="application/json")

@@ -1,31 +1,29 @@
-"""Experiment lifecycle and assignment: which variant a user sees, and the exposure that records it."""
+"""The hot path: which variant a user sees in each experiment, and the exposures that record it.
+
+Definitions come from the in-memory catalog (no Redis read); the only round trip is the sticky lookup, one
+pipelined call for all experiments of the request, skipped entirely for units whose sticky records are cached.
+Exposures are deduplicated per unit, experiment and phase: a sticky record whose exposure was logged means there is
+nothing left to log.
+"""
 
 from __future__ import annotations
 
-import hashlib
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
-from cachetools import TTLCache
+import structlog
+from redis.exceptions import RedisError
 
-from splitstream.errors import Conflict, FieldError, NotFound
+from services.assignment.adapters.sticky import StickyKey, StickyValue
+from splitstream.errors import DependencyUnavailable, FieldError, NotFound
+from splitstream.evaluation import Catalog, Decision, Reason, exposure_event_id, sticky_field
 from splitstream.events import Exposure
-from splitstream.experiment import Experiment, ExperimentSpec, ExperimentStatus, Variant
-from splitstream.hashing import assign
+from splitstream.experiment import Experiment, ExperimentStatus
+from splitstream.targeting import Attributes
 
-
-class ExperimentStore(Protocol):
-    async def create(self, experiment: Experiment) -> bool:
-        """Store a new experiment; False if its key is taken."""
-
-    async def replace(self, experiment: Experiment) -> None: ...
-
-    async def get(self, key: str) -> Experiment | None: ...
-
-    async def get_all(self) -> list[Experiment]: ...
+log = structlog.get_logger(__name__)
 
 
 class ExposurePublisher(Protocol):
@@ -33,46 +31,29 @@ class ExposurePublisher(Protocol):
         """Return only once the events are durable; raise ``DependencyUnavailable`` otherwise."""
 
 
+class StickyRecords(Protocol):
+    """:class:`services.assignment.adapters.sticky.StickyStore` in production."""
+
+    async def lookup(self, wanted: Sequence[StickyKey]) -> dict[StickyKey, StickyValue]: ...
+
+    async def record(self, first: Mapping[StickyKey, StickyValue], now_logged: Mapping[StickyKey, str]) -> None: ...
+
+
+class CatalogSource(Protocol):
+    @property
+    def current(self) -> Catalog: ...
+
+    @property
+    def loaded(self) -> bool:
+        """False until the definitions were read once: before that, an empty catalog would mislead."""
+
+
 @dataclass(frozen=True, slots=True)
 class Assignment:
-    experiment: str
-    user_id: str
-    variant: str
-    in_experiment: bool
-    reason: str | None
+    decision: Decision
     exposure_logged: bool
-
-
-def exposure_event_id(experiment: str, user_id: str) -> str:
-    """The same for every exposure of one user to one experiment, so the collector counts the user once.
-
-    NUL cannot occur in an experiment key, so distinct (experiment, user) pairs never hash the same input.
-    """
-    digest = hashlib.blake2b(f"{experiment}\0{user_id}".encode(), digest_size=16).hexdigest()
-    return f"exp-{digest}"
-
-
-def variant_for(experiment: Experiment, user_id: str) -> Variant:
-    return experiment.variants[assign(experiment.salt, user_id, experiment.weights)]
-
-
-def started(experiment: Experiment, now: datetime) -> Experiment:
-    """draft → running (stamping ``started_at``); running stays as it is; stopped cannot come back."""
-    if experiment.status is ExperimentStatus.RUNNING:
-        return experiment
-    if experiment.status is ExperimentStatus.STOPPED:
-        raise Conflict(
-            f"experiment {experiment.key!r} is stopped and cannot be started again",
-            [FieldError("status", "a stopped experiment cannot restart; create a new experiment")],
-        )
-    return experiment.model_copy(update={"status": ExperimentStatus.RUNNING, "started_at": now})
-
-
-def stopped(experiment: Experiment) -> Experiment:
-    """Any status → stopped; stopping twice changes nothing."""
-    if experiment.status is ExperimentStatus.STOPPED:
-        return experiment
-    return experiment.model_copy(update={"status": ExperimentStatus.STOPPED})
+    exposure: Exposure | None
+    """For a counted decision whose exposure was not logged: the event to send when the payload is shown."""
 
 
 def _utc_now() -> datetime:
@@ -82,87 +63,107 @@ def _utc_now() -> datetime:
 class AssignmentService:
     def __init__(
         self,
-        store: ExperimentStore,
+        catalog: CatalogSource,
+        sticky: StickyRecords,
         publisher: ExposurePublisher,
         *,
-        cache_seconds: float,
         clock: Callable[[], datetime] = _utc_now,
-        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._store = store
+        self._catalog = catalog
+        self._sticky = sticky
         self._publisher = publisher
         self._clock = clock
-        if cache_seconds < 0:
-            raise ValueError("cache_seconds must be >= 0")
-        self._cache_seconds = cache_seconds
-        self._definitions: TTLCache[str, Experiment] = TTLCache(maxsize=10_000, ttl=cache_seconds, timer=monotonic)
 
-    async def create(self, spec: ExperimentSpec, salt: str | None = None) -> Experiment:
-        """Store ``spec`` as a draft; the salt defaults to the key, so equal keys hash users alike."""
-        fields = {name: getattr(spec, name) for name in ExperimentSpec.model_fields}
-        experiment = Experiment.model_validate(
-            {**fields, "status": ExperimentStatus.DRAFT, "salt": salt or spec.key, "created_at": self._clock()}
-        )
-        if not await self._store.create(experiment):
-            raise Conflict(f"experiment {spec.key!r} already exists", [FieldError("key", "already exists")])
-        return experiment
-
-    async def list_all(self) -> list[Experiment]:
-        return await self._store.get_all()
-
-    async def get(self, key: str) -> Experiment:
-        return await self._read(key, field="key")
-
-    async def start(self, key: str) -> Experiment:
-        return await self._move(key, lambda experiment: started(experiment, self._clock()))
-
-    async def stop(self, key: str) -> Experiment:
-        return await self._move(key, stopped)
-
-    async def assign(self, experiment_key: str, user_id: str, *, log_exposure: bool = True) -> Assignment:
-        """The user's variant; for a running experiment, the exposure is in Kafka before this returns."""
-        experiment = await self._definition(experiment_key)
-        if experiment.status is not ExperimentStatus.RUNNING:
-            return Assignment(
-                experiment=experiment.key, user_id=user_id, variant=experiment.control.key, in_experiment=False,
-                reason=f"experiment is {experiment.status.value}", exposure_logged=False,
+    async def assign(
+        self,
+        user_id: str,
+        attributes: Attributes,
+        experiments: Sequence[str] | None = None,
+        *,
+        log_exposure: bool = True,
+        field: str = "experiments",
+    ) -> list[Assignment]:
+        """Decisions for ``experiments`` (default: every running or shipped one). With ``log_exposure`` the
+        exposures of counted decisions are in Kafka before this returns."""
+        if not self._catalog.loaded:
+            raise DependencyUnavailable("redis: experiment definitions not loaded yet")
+        catalog = self._catalog.current
+        chosen = _known(catalog, experiments, field)
+        wanted = {
+            experiment.key: StickyKey(experiment.unit, unit_id, sticky_field(experiment.key, experiment.phase))
+            for experiment in chosen
+            if experiment.status is ExperimentStatus.RUNNING
+            and (unit_id := catalog.unit_id(experiment, user_id, attributes)) is not None
+        }
+        recorded = await self._recorded(list(wanted.values()))
+        now = self._clock()
+        decisions = []
+        for experiment in chosen:
+            key = wanted.get(experiment.key)
+            value = recorded.get(key) if key is not None else None
+            decisions.append(
+                catalog.evaluate(experiment.key, user_id, attributes, now, value.variant if value else None)
             )
-        variant = variant_for(experiment, user_id)
-        if log_exposure:
-            exposure = Exposure(
-                type="exposure", event_id=exposure_event_id(experiment.key, user_id), user_id=user_id,
-                timestamp=self._clock(), experiment=experiment.key, variant=variant.key,
-            )
-            await self._publisher.publish([exposure])
-        return Assignment(
-            experiment=experiment.key, user_id=user_id, variant=variant.key, in_experiment=True, reason=None,
-            exposure_logged=log_exposure,
-        )
 
-    async def _read(self, key: str, *, field: str) -> Experiment:
-        experiment = await self._store.get(key)
+        first: dict[StickyKey, StickyValue] = {}
+        now_logged: dict[StickyKey, str] = {}
+        to_log: list[Exposure] = []
+        assignments = []
+        for decision in decisions:
+            if not decision.in_experiment:
+                assignments.append(Assignment(decision, exposure_logged=False, exposure=None))
+                continue
+            key = wanted[decision.experiment]
+            already_logged = decision.reason is Reason.STICKY and recorded[key].exposure_logged
+            exposure = None if already_logged else _exposure(decision, user_id, now)
+            if decision.reason is Reason.HASHED:
+                first[key] = StickyValue(decision.variant, exposure_logged=log_exposure)
+            elif log_exposure and not already_logged:
+                now_logged[key] = decision.variant
+            if log_exposure and exposure is not None:
+                to_log.append(exposure)
+            assignments.append(Assignment(
+                decision, exposure_logged=already_logged or (log_exposure and exposure is not None),
+                exposure=None if log_exposure else exposure,
+            ))
+        if to_log:
+            await self._publisher.publish(to_log)
+        await self._remember(first, now_logged)
+        return assignments
+
+    async def _recorded(self, wanted: list[StickyKey]) -> dict[StickyKey, StickyValue]:
+        if not wanted:
+            return {}
+        try:
+            return await self._sticky.lookup(wanted)
+        except (RedisError, OSError) as error:
+            # Assignment stays up without Redis: users are hashed (the same variant unless weights changed) and
+            # their exposures logged again, which the collector deduplicates by event id.
+            log.warning("sticky lookup failed; hashing without it", error=repr(error))
+            return {}
+
+    async def _remember(self, first: dict[StickyKey, StickyValue], now_logged: dict[StickyKey, str]) -> None:
+        try:
+            await self._sticky.record(first, now_logged)
+        except (RedisError, OSError) as error:
+            log.warning("sticky record failed", error=repr(error))
+
+
+def _known(catalog: Catalog, keys: Sequence[str] | None, field: str) -> list[Experiment]:
+    if keys is None:
+        return [experiment for key in catalog.live_keys if (experiment := catalog.get(key)) is not None]
+    found = []
+    for index, key in enumerate(keys):
+        experiment = catalog.get(key)
         if experiment is None:
-            raise NotFound(f"no experiment {key!r}", [FieldError(field, "no experiment with this key")])
-        return experiment
+            location = field if field == "experiment" else f"{field}.{index}"
+            raise NotFound(f"no experiment {key!r}", [FieldError(location, "no experiment with this key")])
+        found.append(experiment)
+    return found
 
-    async def _definition(self, key: str) -> Experiment:
-        # Only found experiments are cached: the cache stays as small as the registry, and an experiment
-        # created on another instance is visible at once.
-        cached = self._definitions.get(key)
-        if cached is not None:
-            return cached
-        experiment = await self._read(key, field="experiment")
-        self._remember(experiment)
-        return experiment
 
-    def _remember(self, experiment: Experiment) -> None:
-        if self._cache_seconds > 0:
-            self._definitions[experiment.key] = experiment
-
-    async def _move(self, key: str, transition: Callable[[Experiment], Experiment]) -> Experiment:
-        current = await self._read(key, field="key")
-        moved = transition(current)
-        if moved is not current:
-            await self._store.replace(moved)
-        self._remember(moved)
-        return moved
+def _exposure(decision: Decision, user_id: str, now: datetime) -> Exposure:
+    return Exposure(
+        type="exposure", event_id=exposure_event_id(decision.experiment, decision.phase, user_id), user_id=user_id,
+        timestamp=now, experiment=decision.experiment, variant=decision.variant, phase=decision.phase,
+    )

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request, status
 
-from services.collector.body import read_body
 from services.collector.config import CollectorSettings
 from services.collector.schemas import INGEST_REQUEST_OPENAPI, IngestResponse
 from services.collector.service import IngestService
 from splitstream.auth import Scope, require
+from splitstream.body import read_body
 
 router = APIRouter(prefix="/v1", tags=["events"])
 _EVENTS = "/events"

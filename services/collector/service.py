@@ -14,9 +14,8 @@ from typing import Any, Protocol
 import orjson
 from pydantic import ValidationError
 
-from services.collector.errors import MalformedJson
 from services.collector.metrics import INGEST_EVENTS, KAFKA_PUBLISH_ERRORS
-from splitstream.errors import DependencyUnavailable, FieldError, InvalidRequest, PayloadTooLarge
+from splitstream.errors import DependencyUnavailable, FieldError, InvalidRequest, MalformedJson, PayloadTooLarge
 from splitstream.events import Exposure, TrackEvent, event_adapter
 
 Event = Exposure | TrackEvent

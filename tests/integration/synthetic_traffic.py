@@ -25,7 +25,7 @@ def the_experiment() -> Experiment:
     """Purchases feed a conversion, a revenue total and a winsorized revenue; page views (no value) a count."""
     return Experiment(
         key=EXPERIMENT,
-        variants=[Variant(key=key, weight=1) for key in VARIANTS],
+        variants=[Variant(key=key) for key in VARIANTS],
         metrics=[
             Metric(key="converted", type=MetricType.BINOMIAL, event="purchase"),
             Metric(key="revenue", type=MetricType.MEAN, event="purchase"),

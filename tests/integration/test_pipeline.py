@@ -75,7 +75,7 @@ async def test_every_event_is_counted_exactly_once(unique: str, kafka_bootstrap:
     async with httpx.AsyncClient(timeout=30) as client:
         spec = {
             "key": key,
-            "variants": [{"key": "control", "weight": 1}, {"key": "treatment", "weight": 1}],
+            "variants": [{"key": "control", "weight": 0.5}, {"key": "treatment", "weight": 0.5}],
             "metrics": [
                 {"key": "purchased", "type": "binomial", "event": "purchase"},
                 {"key": "revenue", "type": "mean", "event": "purchase"},

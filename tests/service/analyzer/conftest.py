@@ -43,7 +43,8 @@ def create_experiment(redis: Redis, settings: AnalyzerSettings) -> CreateExperim
         now = datetime.now(UTC)
         experiment = Experiment(
             key=key,
-            variants=[Variant(key=name, weight=weight) for name, weight in variants],
+            # Relative weights in, shares summing to 1 stored, as the definition requires.
+            variants=[Variant(key=name, weight=weight / sum(w for _, w in variants)) for name, weight in variants],
             metrics=metrics,
             analysis=analysis or AnalysisPlan(),
             status=ExperimentStatus.RUNNING,

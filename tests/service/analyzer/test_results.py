@@ -65,7 +65,7 @@ async def test_results_match_the_engine_for_every_arm_and_metric(client: httpx.A
     body = strict_json(response)
 
     assert body["experiment"] == stored and body["status"] == "running" and body["alpha"] == 0.05
-    assert body["variants"] == [{"key": k, "users": v[0], "weight": 1.0} for k, v in STATS.items()]
+    assert body["variants"] == [{"key": k, "users": v[0], "weight": pytest.approx(1 / 3)} for k, v in STATS.items()]
     srm = srm_check([v[0] for v in STATS.values()], [1, 1, 1])
     assert body["srm"]["p_value"] == pytest.approx(srm.p_value)
     assert body["srm"]["statistic"] == pytest.approx(srm.statistic)

@@ -51,7 +51,7 @@ async def client(run_app: RunApp) -> AsyncIterator[httpx.AsyncClient]:
         yield http
 
 
-def spec(key: str, weights: tuple[float, ...] = (1, 1), **extra: Any) -> dict[str, Any]:
+def spec(key: str, weights: tuple[float, ...] = (0.5, 0.5), **extra: Any) -> dict[str, Any]:
     names = ["control", *(f"treatment-{index}" for index in range(1, len(weights)))]
     return {
         "key": key,
@@ -62,7 +62,7 @@ def spec(key: str, weights: tuple[float, ...] = (1, 1), **extra: Any) -> dict[st
 
 
 async def create_experiment(
-    client: httpx.AsyncClient, key: str, weights: tuple[float, ...] = (1, 1), *, start: bool = True
+    client: httpx.AsyncClient, key: str, weights: tuple[float, ...] = (0.5, 0.5), *, start: bool = True
 ) -> dict[str, Any]:
     created = await client.post("/v1/experiments", json=spec(key, weights), headers=auth("admin"))
     assert created.status_code == 201, created.text

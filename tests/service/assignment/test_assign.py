@@ -12,9 +12,9 @@ import pytest
 from scipy.stats import chisquare
 
 from services.assignment.config import AssignmentSettings
-from services.assignment.service import exposure_event_id
+from splitstream.evaluation import exposure_event_id
 from splitstream.events import Exposure, decode
-from splitstream.hashing import assign
+from splitstream.hashing import bucket, variant_index
 from tests.conftest import auth
 from tests.service.assignment.conftest import RunApp, create_experiment, read_topic
 
@@ -27,6 +27,13 @@ async def _assign(client: httpx.AsyncClient, key: str, user_id: str, **params: A
     return answer.json()  # type: ignore[no-any-return]
 
 
+def _hashed(experiment: dict[str, Any], user_id: str) -> str:
+    weights = [variant["weight"] for variant in experiment["variants"]]
+    index = variant_index(weights, experiment["coverage"], bucket(experiment["salt"], user_id))
+    assert index is not None
+    return str(experiment["variants"][index]["key"])
+
+
 async def test_a_running_experiment_assigns_and_logs_exactly_one_exposure(
     client: httpx.AsyncClient, settings: AssignmentSettings, unique: str
 ) -> None:
@@ -35,31 +42,38 @@ async def test_a_running_experiment_assigns_and_logs_exactly_one_exposure(
 
     answer = await _assign(client, key, "user-1")
 
-    expected_variant = experiment["variants"][assign(key, "user-1", [1, 1])]["key"]
-    assert answer == {"experiment": key, "user_id": "user-1", "variant": expected_variant, "in_experiment": True,
-                      "reason": None, "exposure_logged": True}
+    expected_variant = _hashed(experiment, "user-1")
+    assert answer == {"experiment": key, "user_id": "user-1", "variant": expected_variant, "payload": None,
+                      "in_experiment": True, "reason": "hashed", "phase": 1, "exposure_logged": True,
+                      "exposure": None}
     records = await read_topic(settings)
     assert len(records) == 1
     assert records[0].key == b"user-1"
     exposure = decode(records[0].value)
     assert isinstance(exposure, Exposure)
     assert (exposure.experiment, exposure.variant, exposure.user_id) == (key, expected_variant, "user-1")
-    assert exposure.event_id == exposure_event_id(key, "user-1")
+    assert exposure.event_id == exposure_event_id(key, 1, "user-1")
+    assert exposure.phase == 1
     assert abs(exposure.timestamp - datetime.now(UTC)) < timedelta(seconds=30)
 
 
-async def test_assigning_again_logs_the_same_event_id_so_the_collector_dedupes(
-    client: httpx.AsyncClient, settings: AssignmentSettings, unique: str
+async def test_a_returning_user_is_sticky_and_logged_once_even_on_another_instance(
+    client: httpx.AsyncClient, run_app: RunApp, settings: AssignmentSettings, unique: str
 ) -> None:
     key = f"exp-{unique}"
     await create_experiment(client, key)
-    await _assign(client, key, "user-1")
-    await _assign(client, key, "user-1")
+    first = await _assign(client, key, "user-1")
+    again = await _assign(client, key, "user-1")
+    async with run_app() as other:
+        elsewhere = await _assign(other, key, "user-1")
     await _assign(client, key, "user-2")
 
     ids = Counter(decode(record.value).event_id for record in await read_topic(settings))
 
-    assert ids == {exposure_event_id(key, "user-1"): 2, exposure_event_id(key, "user-2"): 1}
+    assert ids == {exposure_event_id(key, 1, "user-1"): 1, exposure_event_id(key, 1, "user-2"): 1}
+    assert (first["reason"], again["reason"], elsewhere["reason"]) == ("hashed", "sticky", "sticky")
+    assert first["variant"] == again["variant"] == elsewhere["variant"]
+    assert again["exposure_logged"] and elsewhere["exposure_logged"]
 
 
 async def test_without_log_exposure_nothing_reaches_kafka(
@@ -72,18 +86,23 @@ async def test_without_log_exposure_nothing_reaches_kafka(
 
     assert (answer["in_experiment"], answer["exposure_logged"]) == (True, False)
     assert await read_topic(settings) == []
+    # The exposure to send when the payload is shown: exactly what the assignment would have logged itself.
+    exposure = Exposure.model_validate(answer["exposure"])
+    assert (exposure.event_id, exposure.variant, exposure.phase) == (
+        exposure_event_id(key, 1, "user-1"), answer["variant"], 1
+    )
 
 
 async def test_the_same_user_gets_the_same_variant_across_calls_and_instances(
     client: httpx.AsyncClient, run_app: RunApp, unique: str
 ) -> None:
     key = f"exp-{unique}"
-    await create_experiment(client, key, (1, 1, 1))
+    await create_experiment(client, key, (0.25, 0.5, 0.25))
     users = [f"user-{index}" for index in range(60)]
 
     first = [(await _assign(client, key, user, log_exposure="false"))["variant"] for user in users]
     second = [(await _assign(client, key, user, log_exposure="false"))["variant"] for user in users]
-    async with run_app(experiment_cache_seconds=0) as fresh:
+    async with run_app() as fresh:
         third = [(await _assign(fresh, key, user, log_exposure="false"))["variant"] for user in users]
 
     assert first == second == third
@@ -92,9 +111,9 @@ async def test_the_same_user_gets_the_same_variant_across_calls_and_instances(
 
 async def test_the_split_follows_the_weights(client: httpx.AsyncClient, unique: str) -> None:
     key = f"exp-{unique}"
-    weights = (1.0, 2.0, 1.0)
+    weights = (0.25, 0.5, 0.25)
     experiment = await create_experiment(client, key, weights)
-    users = [f"user-{unique}-{index}" for index in range(20_000)]
+    users = [f"user-{unique}-{index}" for index in range(6_000)]
     gate = asyncio.Semaphore(64)
 
     async def variant_of(user: str) -> str:
@@ -122,9 +141,8 @@ async def test_outside_a_running_experiment_users_get_control_and_no_exposure(
 
     answers = [await _assign(client, key, f"user-{index}") for index in range(20)]
 
-    status = "stopped" if stop else "draft"
     assert {(a["variant"], a["in_experiment"], a["reason"], a["exposure_logged"]) for a in answers} == {
-        ("control", False, f"experiment is {status}", False)
+        ("control", False, "not_running", False)
     }
     assert await read_topic(settings) == []
 

@@ -14,7 +14,7 @@ async def test_ready_when_redis_and_kafka_answer(client: httpx.AsyncClient) -> N
     assert (await client.get("/healthz")).status_code == 200
     ready = await client.get("/readyz")
     assert ready.status_code == 200, ready.text
-    assert ready.json() == {"status": "ready", "dependencies": {"redis": "ok", "kafka": "ok"}}
+    assert ready.json() == {"status": "ready", "dependencies": {"redis": "ok", "kafka": "ok", "catalog": "ok"}}
 
 
 async def test_without_kafka_the_service_starts_but_refuses_to_lose_exposures(
@@ -50,7 +50,7 @@ async def test_without_redis_readiness_and_requests_name_it(run_app: RunApp, uni
 
     assert alive.status_code == 200
     assert ready.status_code == 503
-    assert ready.json()["failing"] == ["redis"]
+    assert ready.json()["failing"] == ["redis", "catalog"]
     for answer in (created, assigned):
         assert answer.status_code == 503
         assert answer.json()["error"]["code"] == "dependency_unavailable"

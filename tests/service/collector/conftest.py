@@ -62,7 +62,7 @@ async def experiment(redis: Redis, settings: CollectorSettings) -> Experiment:
     """Two variants; the event "purchase" feeds a conversion metric and a revenue (mean) metric."""
     created = Experiment(
         key=EXPERIMENT,
-        variants=[Variant(key=key, weight=1) for key in VARIANTS],
+        variants=[Variant(key=key) for key in VARIANTS],
         metrics=[
             Metric(key="converted", type=MetricType.BINOMIAL, event="purchase"),
             Metric(key="revenue", type=MetricType.MEAN, event="purchase"),

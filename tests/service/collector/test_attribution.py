@@ -29,7 +29,7 @@ async def windowed_experiment(redis: Redis, settings: CollectorSettings) -> Expe
     """"purchase" feeds a conversion and a revenue counted within 24 hours of exposure, and a revenue without window."""
     created = Experiment(
         key=WINDOWED_EXPERIMENT,
-        variants=[Variant(key="control", weight=1), Variant(key="treatment", weight=1)],
+        variants=[Variant(key="control"), Variant(key="treatment")],
         metrics=[
             Metric(key="converted_1d", type=MetricType.BINOMIAL, event="purchase", conversion_window_hours=24),
             Metric(key="revenue_1d", type=MetricType.MEAN, event="purchase", conversion_window_hours=24, cap=1000),

@@ -26,7 +26,7 @@ async def capped_experiment(redis: Redis, settings: CollectorSettings) -> Experi
     """"purchase" feeds revenue capped at 100, the same revenue uncapped, and a conversion whose cap is ignored."""
     created = Experiment(
         key=CAPPED_EXPERIMENT,
-        variants=[Variant(key="control", weight=1), Variant(key="treatment", weight=1)],
+        variants=[Variant(key="control"), Variant(key="treatment")],
         metrics=[
             Metric(key="revenue", type=MetricType.MEAN, event="purchase", cap=CAP),
             Metric(key="raw_revenue", type=MetricType.MEAN, event="purchase"),

@@ -52,7 +52,7 @@ def test_group_sequential_needs_a_planned_horizon(planned: dict[str, None]) -> N
 def test_the_missing_horizon_is_named_inside_a_spec() -> None:
     with pytest.raises(ValidationError) as error:
         ExperimentSpec.model_validate({
-            "key": "exp", "variants": [{"key": "a", "weight": 1}, {"key": "b", "weight": 1}],
+            "key": "exp", "variants": [{"key": "a"}, {"key": "b"}],
             "analysis": {"method": "group_sequential", "looks": 3},
         })
     assert [e["loc"] for e in error.value.errors()] == [("analysis", "planned_users_per_variant")]

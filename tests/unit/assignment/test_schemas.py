@@ -6,7 +6,7 @@ from pydantic import ValidationError
 from services.assignment.schemas import ExperimentCreate
 from splitstream.experiment import ExperimentSpec
 
-VARIANTS = [{"key": "control", "weight": 1}, {"key": "treatment", "weight": 1}]
+VARIANTS = [{"key": "control"}, {"key": "treatment"}]
 
 
 def _locations(body: dict[str, Any]) -> list[tuple[int | str, ...]]:
@@ -16,7 +16,7 @@ def _locations(body: dict[str, Any]) -> list[tuple[int | str, ...]]:
 
 
 def test_duplicate_variant_keys_name_the_list_and_both_positions() -> None:
-    body = {"key": "e", "variants": [*VARIANTS, {"key": "control", "weight": 2}]}
+    body = {"key": "e", "variants": [*VARIANTS, {"key": "control"}]}
     with pytest.raises(ValidationError, match=r"duplicate key 'control' at items 0 and 2"):
         ExperimentCreate.model_validate(body)
     assert _locations(body) == [("variants",)]

@@ -1,38 +1,48 @@
-from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
 
 import pytest
-from pydantic import TypeAdapter
+from redis.exceptions import ConnectionError as RedisConnectionError
 
-from services.assignment.service import AssignmentService, exposure_event_id, started, stopped, variant_for
-from splitstream.errors import Conflict, DependencyUnavailable, NotFound
-from splitstream.events import EventId, Exposure
-from splitstream.experiment import Experiment, ExperimentSpec, ExperimentStatus, Variant
-from splitstream.hashing import assign
+from services.assignment.adapters.sticky import StickyKey, StickyValue
+from services.assignment.service import AssignmentService
+from splitstream.errors import DependencyUnavailable, NotFound
+from splitstream.evaluation import Catalog, Reason, exposure_event_id, sticky_field
+from splitstream.events import Exposure
+from splitstream.experiment import Experiment
+from splitstream.hashing import bucket, variant_index
 
-NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
-class MemoryStore:
-    def __init__(self) -> None:
-        self.experiments: dict[str, Experiment] = {}
-        self.reads = 0
+def _experiment(key: str = "exp", *, weights: tuple[float, ...] = (0.5, 0.5), **fields: Any) -> Experiment:
+    return Experiment.model_validate({
+        "key": key, "salt": key, "created_at": NOW, "status": "running",
+        "variants": [{"key": f"v{i}", "weight": w, "payload": {"title": f"t{i}"}} for i, w in enumerate(weights)],
+        **fields,
+    })
 
-    async def create(self, experiment: Experiment) -> bool:
-        if experiment.key in self.experiments:
-            return False
-        self.experiments[experiment.key] = experiment
-        return True
 
-    async def replace(self, experiment: Experiment) -> None:
-        self.experiments[experiment.key] = experiment
+class MemorySticky:
+    def __init__(self, *, broken: bool = False) -> None:
+        self.records: dict[StickyKey, StickyValue] = {}
+        self.lookups: list[list[StickyKey]] = []
+        self.broken = broken
 
-    async def get(self, key: str) -> Experiment | None:
-        self.reads += 1
-        return self.experiments.get(key)
+    async def lookup(self, wanted: Sequence[StickyKey]) -> dict[StickyKey, StickyValue]:
+        if self.broken:
+            raise RedisConnectionError("down")
+        self.lookups.append(list(wanted))
+        return {key: self.records[key] for key in wanted if key in self.records}
 
-    async def get_all(self) -> list[Experiment]:
-        return [self.experiments[key] for key in sorted(self.experiments)]
+    async def record(self, first: Mapping[StickyKey, StickyValue], now_logged: Mapping[StickyKey, str]) -> None:
+        if self.broken:
+            raise RedisConnectionError("down")
+        for key, value in first.items():
+            self.records.setdefault(key, value)
+        for key, variant in now_logged.items():
+            self.records[key] = StickyValue(variant, exposure_logged=True)
 
 
 class RecordingPublisher:
@@ -46,188 +56,139 @@ class RecordingPublisher:
         self.published.extend(events)
 
 
-class Ticker:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
+class Feed:
+    def __init__(self, *experiments: Experiment, loaded: bool = True) -> None:
+        self.current = Catalog.of(experiments)
+        self.loaded = loaded
 
 
-def _spec(key: str = "exp", weights: tuple[float, ...] = (1, 1)) -> ExperimentSpec:
-    return ExperimentSpec(key=key, variants=[Variant(key=f"v{i}", weight=w) for i, w in enumerate(weights)])
+def _service(feed: Feed, sticky: MemorySticky, publisher: RecordingPublisher) -> AssignmentService:
+    return AssignmentService(feed, sticky, publisher, clock=lambda: NOW)
 
 
-def _service(
-    store: MemoryStore, publisher: RecordingPublisher | None = None, cache_seconds: float = 1.0,
-    ticker: Ticker | None = None,
-) -> AssignmentService:
-    return AssignmentService(
-        store, publisher or RecordingPublisher(), cache_seconds=cache_seconds, clock=lambda: NOW,
-        monotonic=ticker or Ticker(),
+def _hashed_variant(experiment: Experiment, user: str) -> str:
+    index = variant_index(experiment.weights, experiment.coverage, bucket(experiment.salt, user))
+    assert index is not None
+    return experiment.variants[index].key
+
+
+async def test_a_first_assignment_is_hashed_logged_once_and_recorded() -> None:
+    experiment = _experiment()
+    sticky, publisher = MemorySticky(), RecordingPublisher()
+    [assignment] = await _service(Feed(experiment), sticky, publisher).assign("user-1", {})
+
+    variant = _hashed_variant(experiment, "user-1")
+    assert (assignment.decision.reason, assignment.decision.variant) == (Reason.HASHED, variant)
+    assert assignment.decision.payload == {"title": f"t{variant[1]}"}
+    assert assignment.exposure_logged and assignment.exposure is None
+    assert publisher.published == [Exposure(
+        type="exposure", event_id=exposure_event_id("exp", 1, "user-1"), user_id="user-1", timestamp=NOW,
+        experiment="exp", variant=variant, phase=1,
+    )]
+    assert sticky.records == {StickyKey("user_id", "user-1", "exp#1"): StickyValue(variant, exposure_logged=True)}
+
+
+async def test_a_returning_user_is_sticky_and_nothing_is_logged_again() -> None:
+    sticky, publisher = MemorySticky(), RecordingPublisher()
+    service = _service(Feed(_experiment()), sticky, publisher)
+    await service.assign("user-1", {})
+    [again] = await service.assign("user-1", {})
+    assert again.decision.reason is Reason.STICKY
+    assert again.exposure_logged
+    assert len(publisher.published) == 1
+
+
+async def test_an_unlogged_assignment_hands_back_its_exposure_and_a_later_logged_call_publishes_it() -> None:
+    sticky, publisher = MemorySticky(), RecordingPublisher()
+    service = _service(Feed(_experiment()), sticky, publisher)
+    [quiet] = await service.assign("user-1", {}, log_exposure=False)
+    assert publisher.published == []
+    assert not quiet.exposure_logged
+    assert quiet.exposure is not None and quiet.exposure.event_id == exposure_event_id("exp", 1, "user-1")
+
+    [logged] = await service.assign("user-1", {})
+    assert logged.decision.reason is Reason.STICKY and logged.exposure_logged
+    assert [event.event_id for event in publisher.published] == [quiet.exposure.event_id]
+    [third] = await service.assign("user-1", {})
+    assert third.exposure_logged and len(publisher.published) == 1
+
+
+async def test_a_weight_change_moves_nobody_already_assigned_but_a_new_phase_does() -> None:
+    users = [f"user-{i}" for i in range(300)]
+    before = _experiment(weights=(0.5, 0.5))
+    sticky, publisher = MemorySticky(), RecordingPublisher()
+    first = {u: (await _service(Feed(before), sticky, publisher).assign(u, {}))[0].decision.variant for u in users}
+
+    reweighted = before.model_copy(update={"variants": [
+        before.variants[0].model_copy(update={"weight": 0.1}), before.variants[1].model_copy(update={"weight": 0.9}),
+    ]})
+    service = _service(Feed(reweighted), sticky, publisher)
+    after = {u: (await service.assign(u, {}))[0].decision for u in users}
+    assert {u: d.variant for u, d in after.items()} == first
+    assert {d.reason for d in after.values()} == {Reason.STICKY}
+
+    new_phase = reweighted.model_copy(update={"phase": 2})
+    rehashed = {u: (await _service(Feed(new_phase), sticky, publisher).assign(u, {}))[0].decision for u in users}
+    assert {d.reason for d in rehashed.values()} == {Reason.HASHED}
+    assert {u: d.variant for u, d in rehashed.items()} == {u: _hashed_variant(new_phase, u) for u in users}
+    assert sum(d.variant == "v1" for d in rehashed.values()) > 0.8 * len(users)
+
+
+async def test_one_sticky_lookup_serves_every_experiment_of_the_request() -> None:
+    sticky = MemorySticky()
+    feed = Feed(
+        _experiment("a"), _experiment("b"), _experiment("c", unit="device_id"), _experiment("d", status="draft")
     )
+    assignments = await _service(feed, sticky, RecordingPublisher()).assign("user-1", {"device_id": "dev-9"})
+    assert [a.decision.experiment for a in assignments] == ["a", "b", "c"]  # the draft is not live
+    assert sticky.lookups == [[
+        StickyKey("user_id", "user-1", sticky_field("a", 1)), StickyKey("user_id", "user-1", sticky_field("b", 1)),
+        StickyKey("device_id", "dev-9", sticky_field("c", 1)),
+    ]]
 
 
-async def test_create_stores_a_draft_salted_by_the_key_unless_told() -> None:
-    store = MemoryStore()
-    service = _service(store)
-
-    default = await service.create(_spec("a"))
-    salted = await service.create(_spec("b"), salt="pepper")
-
-    assert (default.status, default.salt, default.created_at, default.started_at) == (
-        ExperimentStatus.DRAFT, "a", NOW, None
-    )
-    assert salted.salt == "pepper"
-    assert store.experiments == {"a": default, "b": salted}
+async def test_decisions_outside_the_experiment_log_and_record_nothing() -> None:
+    sticky, publisher = MemorySticky(), RecordingPublisher()
+    targeted = _experiment(targeting=[{"attribute": "country", "op": "eq", "value": "CN"}])
+    [assignment] = await _service(Feed(targeted), sticky, publisher).assign("user-1", {"country": "US"})
+    assert assignment.decision.reason is Reason.NOT_TARGETED
+    assert assignment.decision.variant == "v0" and not assignment.exposure_logged
+    assert publisher.published == [] and sticky.records == {}
 
 
-async def test_create_refuses_a_taken_key() -> None:
-    service = _service(MemoryStore())
-    await service.create(_spec("a"))
-    with pytest.raises(Conflict) as caught:
-        await service.create(_spec("a", (1, 2)))
-    assert [f.field for f in caught.value.fields] == ["key"]
-
-
-async def test_lifecycle_transitions() -> None:
-    draft = Experiment(key="e", variants=_spec().variants, salt="e", created_at=NOW)
-    later = NOW + timedelta(hours=1)
-
-    running = started(draft, NOW)
-    assert (running.status, running.started_at) == (ExperimentStatus.RUNNING, NOW)
-    assert started(running, later) is running
-    halted = stopped(running)
-    assert (halted.status, halted.started_at) == (ExperimentStatus.STOPPED, NOW)
-    assert stopped(halted) is halted
-    assert stopped(draft).status is ExperimentStatus.STOPPED
-    with pytest.raises(Conflict) as caught:
-        started(halted, later)
-    assert [f.field for f in caught.value.fields] == ["status"]
-
-
-async def test_start_and_stop_persist_and_name_a_missing_key() -> None:
-    store = MemoryStore()
-    service = _service(store)
-    await service.create(_spec("e"))
-
-    assert (await service.start("e")).status is ExperimentStatus.RUNNING
-    assert store.experiments["e"].status.value == "running"
-    assert (await service.stop("e")).status is ExperimentStatus.STOPPED
-    assert store.experiments["e"].status.value == "stopped"
-    with pytest.raises(NotFound) as caught:
-        await service.start("missing")
-    assert [f.field for f in caught.value.fields] == ["key"]
-
-
-async def test_a_running_experiment_assigns_by_hash_and_publishes_the_exposure() -> None:
-    publisher = RecordingPublisher()
-    service = _service(MemoryStore(), publisher)
-    experiment = await service.create(_spec("e", (1, 3)), salt="s")
-    await service.start("e")
-
-    assignment = await service.assign("e", "user-7")
-
-    index = assign("s", "user-7", [1, 3])
-    assert (assignment.variant, assignment.in_experiment, assignment.reason, assignment.exposure_logged) == (
-        experiment.variants[index].key, True, None, True
-    )
-    assert publisher.published == [
-        Exposure(type="exposure", event_id=exposure_event_id("e", "user-7"), user_id="user-7", timestamp=NOW,
-                 experiment="e", variant=assignment.variant)
+async def test_named_experiments_are_evaluated_in_order_and_an_unknown_one_is_named() -> None:
+    service = _service(Feed(_experiment("a"), _experiment("b", status="paused")), MemorySticky(), RecordingPublisher())
+    assignments = await service.assign("user-1", {}, ["b", "a"])
+    assert [(a.decision.experiment, a.decision.reason) for a in assignments] == [
+        ("b", Reason.NOT_RUNNING), ("a", Reason.HASHED),
     ]
+    with pytest.raises(NotFound) as raised:
+        await service.assign("user-1", {}, ["a", "nope"])
+    assert [error.field for error in raised.value.fields] == ["experiments.1"]
+    with pytest.raises(NotFound) as single:
+        await service.assign("user-1", {}, ["nope"], field="experiment")
+    assert [error.field for error in single.value.fields] == ["experiment"]
 
 
-async def test_without_log_exposure_nothing_is_published() -> None:
-    publisher = RecordingPublisher()
-    service = _service(MemoryStore(), publisher)
-    await service.create(_spec("e"))
-    await service.start("e")
-
-    assignment = await service.assign("e", "user-7", log_exposure=False)
-
-    assert (assignment.in_experiment, assignment.exposure_logged) == (True, False)
-    assert publisher.published == []
-
-
-@pytest.mark.parametrize("stop", [False, True])
-async def test_outside_a_running_experiment_everyone_gets_control(stop: bool) -> None:
-    publisher = RecordingPublisher()
-    service = _service(MemoryStore(), publisher)
-    await service.create(_spec("e", (1, 1, 1)))
-    if stop:
-        await service.stop("e")
-
-    answers = {await service.assign("e", f"user-{i}") for i in range(30)}
-
-    status = "stopped" if stop else "draft"
-    assert {(a.variant, a.in_experiment, a.reason, a.exposure_logged) for a in answers} == {
-        ("v0", False, f"experiment is {status}", False)
-    }
-    assert publisher.published == []
-
-
-async def test_a_failed_publish_fails_the_assignment() -> None:
-    service = _service(MemoryStore(), RecordingPublisher(fail=True))
-    await service.create(_spec("e"))
-    await service.start("e")
+async def test_a_failed_publish_fails_the_call_and_records_nothing_so_a_retry_logs_again() -> None:
+    sticky = MemorySticky()
     with pytest.raises(DependencyUnavailable):
-        await service.assign("e", "user-1")
+        await _service(Feed(_experiment()), sticky, RecordingPublisher(fail=True)).assign("user-1", {})
+    assert sticky.records == {}
+    publisher = RecordingPublisher()
+    [retry] = await _service(Feed(_experiment()), sticky, publisher).assign("user-1", {})
+    assert retry.decision.reason is Reason.HASHED and len(publisher.published) == 1
 
 
-async def test_an_unknown_experiment_names_the_query_field() -> None:
-    with pytest.raises(NotFound) as caught:
-        await _service(MemoryStore()).assign("nope", "user-1")
-    assert [f.field for f in caught.value.fields] == ["experiment"]
+async def test_without_redis_users_are_still_hashed_and_their_exposures_logged() -> None:
+    publisher = RecordingPublisher()
+    experiment = _experiment()
+    [assignment] = await _service(Feed(experiment), MemorySticky(broken=True), publisher).assign("user-1", {})
+    assert assignment.decision.variant == _hashed_variant(experiment, "user-1")
+    assert len(publisher.published) == 1
 
 
-async def test_definitions_are_reread_only_after_the_ttl() -> None:
-    store, ticker = MemoryStore(), Ticker()
-    service = _service(store, cache_seconds=1.0, ticker=ticker)
-    await service.create(_spec("e"))
-    await service.assign("e", "u", log_exposure=False)
-    reads = store.reads
-
-    ticker.now = 0.9
-    await service.assign("e", "u", log_exposure=False)
-    assert store.reads == reads
-    ticker.now = 1.0
-    await service.assign("e", "u", log_exposure=False)
-    assert store.reads == reads + 1
-
-
-async def test_a_zero_ttl_reads_the_store_every_time() -> None:
-    store = MemoryStore()
-    service = _service(store, cache_seconds=0)
-    await service.create(_spec("e"))
-    for _ in range(3):
-        await service.assign("e", "u", log_exposure=False)
-    assert store.reads == 3
-
-
-async def test_a_lifecycle_change_reaches_this_instance_cache_at_once() -> None:
-    service = _service(MemoryStore(), cache_seconds=3600)
-    await service.create(_spec("e"))
-    assert (await service.assign("e", "u", log_exposure=False)).in_experiment is False
-
-    await service.start("e")
-    assert (await service.assign("e", "u", log_exposure=False)).in_experiment is True
-    await service.stop("e")
-    assert (await service.assign("e", "u", log_exposure=False)).reason == "experiment is stopped"
-
-
-def test_exposure_event_ids_are_stable_valid_and_distinct_per_pair() -> None:
-    event_id = exposure_event_id("e", "user-1")
-    assert event_id == exposure_event_id("e", "user-1")
-    assert TypeAdapter(EventId).validate_python(event_id) == event_id
-    others = {exposure_event_id("e", "user-2"), exposure_event_id("f", "user-1"), exposure_event_id("e", "user-10")}
-    assert event_id not in others and len(others) == 3
-
-
-def test_variant_for_uses_the_salt() -> None:
-    base = Experiment(key="e", variants=_spec("e", (1, 1, 1, 1)).variants, salt="one", created_at=NOW)
-    resalted = base.model_copy(update={"salt": "two"})
-    users = [f"user-{i}" for i in range(200)]
-
-    assert [variant_for(base, u).key for u in users] == [f"v{assign('one', u, base.weights)}" for u in users]
-    assert [variant_for(base, u) for u in users] != [variant_for(resalted, u) for u in users]
+async def test_before_the_definitions_were_ever_loaded_the_answer_is_503_not_404() -> None:
+    service = _service(Feed(loaded=False), MemorySticky(), RecordingPublisher())
+    with pytest.raises(DependencyUnavailable, match="not loaded"):
+        await service.assign("user-1", {}, ["exp"])

@@ -10,7 +10,6 @@ import orjson
 import pytest
 from prometheus_client import REGISTRY
 
-from services.collector.errors import MalformedJson
 from services.collector.service import (
     CheckedBatch,
     Event,
@@ -19,7 +18,7 @@ from services.collector.service import (
     check_events,
     parse_batch,
 )
-from splitstream.errors import DependencyUnavailable, InvalidRequest, PayloadTooLarge, SplitStreamError
+from splitstream.errors import DependencyUnavailable, InvalidRequest, MalformedJson, PayloadTooLarge, SplitStreamError
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 SKEW = timedelta(days=1)

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from services.collector.body import check_declared_length, collect_bounded
+from splitstream.body import check_declared_length, collect_bounded
 from splitstream.errors import BadRequest, PayloadTooLarge
 
 

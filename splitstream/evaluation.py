@@ -1,0 +1,254 @@
+"""Who sees what: the one evaluation the assignment service and the SDKs share.
+
+``Catalog.evaluate`` is pure: the definitions, the unit's attributes, the time and the unit's sticky variant (if
+one was recorded in this phase) go in; a :class:`Decision` comes out. The rules, in order:
+
+1. a stopped experiment shows everyone its control (``not_running``);
+2. the unit attribute must be present (``missing_unit``);
+3. a forced unit sees its forced variant (``forced``; never counted);
+4. a draft or paused experiment shows everyone else its control (``not_running``);
+5. every targeting condition must hold (``not_targeted``);
+6. units in a holdout that applies see the control (``holdout``);
+7. a shipped experiment shows its winner (``shipped``; not counted);
+8. a unit with a sticky variant keeps it (``sticky``), whatever the weights or coverage say now;
+9. the unit must be in the experiment's share of its layer (``layer_excluded``);
+10. and inside the coverage in force (``not_in_coverage``);
+11. else the hash picks the variant (``hashed``).
+
+Only ``sticky`` and ``hashed`` units are in the experiment: they are the ones whose exposures are logged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import NamedTuple
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
+
+from splitstream.experiment import Experiment, ExperimentStatus, Variant
+from splitstream.hashing import bucket, hash_position, in_ranges, variant_ranges
+from splitstream.layers import Holdout, Layer
+from splitstream.targeting import Attributes, Predicate
+
+USER_ID = "user_id"
+LIVE_STATUSES = frozenset({ExperimentStatus.RUNNING, ExperimentStatus.SHIPPED})
+"""Experiments a request without an explicit list is evaluated against."""
+
+
+class Reason(StrEnum):
+    FORCED = "forced"
+    STICKY = "sticky"
+    HASHED = "hashed"
+    NOT_TARGETED = "not_targeted"
+    NOT_IN_COVERAGE = "not_in_coverage"
+    LAYER_EXCLUDED = "layer_excluded"
+    HOLDOUT = "holdout"
+    SHIPPED = "shipped"
+    NOT_RUNNING = "not_running"
+    MISSING_UNIT = "missing_unit"
+
+
+COUNTED = frozenset({Reason.STICKY, Reason.HASHED})
+
+
+class Decision(NamedTuple):
+    # A named tuple rather than a frozen dataclass: it is built on every evaluation, and a frozen dataclass's
+    # __init__ sets each field through object.__setattr__, several times slower.
+    experiment: str
+    variant: str
+    payload: JsonValue
+    reason: Reason
+    phase: int
+    unit_id: str | None
+
+    @property
+    def in_experiment(self) -> bool:
+        """Part of the experiment's sample: an exposure is logged for it."""
+        return self.reason in COUNTED
+
+
+def sticky_field(experiment: str, phase: int) -> str:
+    """Where a unit's sticky variant for one experiment and phase is kept (a field of the unit's sticky hash)."""
+    return f"{experiment}#{phase}"
+
+
+def exposure_event_id(experiment: str, phase: int, unit_id: str) -> str:
+    """The same for every exposure of one unit to one experiment in one phase, so it is counted once.
+
+    NUL cannot occur in a key or id, so distinct triples never hash the same input.
+    """
+    digest = hashlib.blake2b(f"{experiment}\0{phase}\0{unit_id}".encode(), digest_size=16).hexdigest()
+    return f"exp-{digest}"
+
+
+class CatalogDocument(BaseModel):
+    """Every definition an evaluation needs, as ``GET /v1/config`` serves it to SDKs."""
+
+    model_config = ConfigDict(frozen=True)
+
+    experiments: list[Experiment] = Field(default_factory=list)
+    layers: list[Layer] = Field(default_factory=list)
+    holdouts: list[Holdout] = Field(default_factory=list)
+
+    def etag(self) -> str:
+        body = orjson.dumps(self.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
+        return '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
+
+
+@dataclass(slots=True)
+class _Compiled:
+    """One experiment prepared for evaluation: everything a call needs, looked up or computed once."""
+
+    experiment: Experiment
+    status: ExperimentStatus
+    phase: int
+    control: Variant
+    salt_prefix: str
+    unit: str | None
+    """None: the request's user id."""
+    checks: tuple[Predicate, ...]
+    holdouts: tuple[Holdout, ...]
+    variants: dict[str, Variant]
+    layer_salt: str | None
+    fixed_ranges: list[tuple[int, int, Variant]] | None
+    """The variants' bucket ranges when no ramp can change the coverage."""
+    ranges_by_coverage: dict[float, list[tuple[int, int, Variant]]]
+
+    @classmethod
+    def of(cls, experiment: Experiment, layers: Mapping[str, Layer], holdouts: Iterable[Holdout]) -> _Compiled:
+        layer = layers.get(experiment.layer.key) if experiment.layer is not None else None
+        compiled = cls(
+            experiment=experiment, status=experiment.status, phase=experiment.phase, control=experiment.variants[0],
+            salt_prefix=f"{experiment.salt}:",
+            unit=None if experiment.unit == USER_ID else experiment.unit,
+            checks=tuple(condition.compile() for condition in experiment.targeting),
+            holdouts=tuple(holdout for holdout in holdouts if holdout.applies_to(experiment)),
+            variants={variant.key: variant for variant in experiment.variants},
+            layer_salt=layer.hash_salt if layer is not None else None if experiment.layer is None else "",
+            fixed_ranges=None, ranges_by_coverage={},
+        )
+        if not experiment.ramp:
+            compiled.fixed_ranges = compiled.ranges(experiment.coverage)
+        return compiled
+
+    def ranges(self, coverage: float) -> list[tuple[int, int, Variant]]:
+        found = self.ranges_by_coverage.get(coverage)
+        if found is None:
+            found = [
+                (start, end, variant)
+                for (start, end), variant in zip(
+                    variant_ranges(self.experiment.weights, coverage), self.experiment.variants, strict=True
+                )
+            ]
+            self.ranges_by_coverage[coverage] = found
+        return found
+
+
+class Catalog:
+    """An immutable, indexed copy of the definitions; build a new one when any of them changes."""
+
+    def __init__(self, document: CatalogDocument) -> None:
+        self.document = document
+        self.etag = document.etag()
+        layers = {layer.key: layer for layer in document.layers}
+        self._compiled = {
+            experiment.key: _Compiled.of(experiment, layers, document.holdouts) for experiment in document.experiments
+        }
+        self.live_keys = tuple(
+            key for key, compiled in self._compiled.items() if compiled.status in LIVE_STATUSES
+        )
+
+    @classmethod
+    def of(
+        cls, experiments: Iterable[Experiment], layers: Iterable[Layer] = (), holdouts: Iterable[Holdout] = ()
+    ) -> Catalog:
+        return cls(CatalogDocument(experiments=list(experiments), layers=list(layers), holdouts=list(holdouts)))
+
+    def get(self, key: str) -> Experiment | None:
+        compiled = self._compiled.get(key)
+        return None if compiled is None else compiled.experiment
+
+    def unit_id(self, experiment: Experiment, user_id: str, attributes: Attributes) -> str | None:
+        return _unit_id(self._compiled[experiment.key].unit, user_id, attributes)
+
+    def evaluate(
+        self, key: str, user_id: str, attributes: Attributes, now: datetime, sticky: str | None = None
+    ) -> Decision:
+        """The decision for one experiment (see the module docstring); ``KeyError`` if the catalog lacks it."""
+        compiled = self._compiled[key]
+        experiment = compiled.experiment
+        unit_id = _unit_id(compiled.unit, user_id, attributes)
+        status = compiled.status
+
+        def decide(reason: Reason, variant: Variant | None = None) -> Decision:
+            shown = variant or compiled.control
+            return Decision(key, shown.key, shown.payload, reason, compiled.phase, unit_id)
+
+        if status is ExperimentStatus.STOPPED:
+            return decide(Reason.NOT_RUNNING)
+        if unit_id is None:
+            return decide(Reason.MISSING_UNIT)
+        if experiment.forced:
+            forced = experiment.forced.get(unit_id)
+            if forced is not None:
+                return decide(Reason.FORCED, compiled.variants.get(forced))
+        if status not in LIVE_STATUSES:
+            return decide(Reason.NOT_RUNNING)
+        for check in compiled.checks:
+            if not check(attributes):
+                return decide(Reason.NOT_TARGETED)
+        for holdout in compiled.holdouts:
+            if holdout.holds(unit_id):
+                return decide(Reason.HOLDOUT)
+        if status is ExperimentStatus.SHIPPED:
+            shipped = experiment.shipped_variant
+            return decide(Reason.SHIPPED, compiled.variants.get(shipped) if shipped is not None else None)
+        if sticky is not None:
+            kept = compiled.variants.get(sticky)
+            if kept is not None:
+                return decide(Reason.STICKY, kept)
+        if compiled.layer_salt is not None and (
+            not compiled.layer_salt or not in_ranges(bucket(compiled.layer_salt, unit_id), experiment.layer_ranges)
+        ):
+            return decide(Reason.LAYER_EXCLUDED)
+        position = hash_position(compiled.salt_prefix + unit_id)
+        ranges = compiled.fixed_ranges
+        if ranges is None:
+            ranges = compiled.ranges(experiment.coverage_at(now))
+        for start, end, variant in ranges:
+            if start <= position < end:
+                return Decision(key, variant.key, variant.payload, Reason.HASHED, compiled.phase, unit_id)
+        return decide(Reason.NOT_IN_COVERAGE)
+
+    def evaluate_all(
+        self,
+        user_id: str,
+        attributes: Attributes,
+        now: datetime,
+        sticky: Mapping[str, str] | None = None,
+        keys: Iterable[str] | None = None,
+    ) -> list[Decision]:
+        """Decisions for ``keys`` (default: every running or shipped experiment); ``sticky`` maps
+        :func:`sticky_field` names to variant keys."""
+        recorded = sticky or {}
+        decisions = []
+        for key in self.live_keys if keys is None else keys:
+            experiment = self._compiled[key].experiment
+            decisions.append(
+                self.evaluate(key, user_id, attributes, now, recorded.get(sticky_field(key, experiment.phase)))
+            )
+        return decisions
+
+
+def _unit_id(unit: str | None, user_id: str, attributes: Attributes) -> str | None:
+    if unit is None:
+        return user_id
+    value = attributes.get(unit)
+    if value is None or value == "":
+        return None
+    return str(value).lower() if isinstance(value, bool) else str(value)
