@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import NamedTuple
 
@@ -54,6 +54,10 @@ class Reason(StrEnum):
 
 
 COUNTED = frozenset({Reason.STICKY, Reason.HASHED})
+# Module constants: looked up faster than the enum attributes on the hot path.
+_HASHED = Reason.HASHED
+_STOPPED = ExperimentStatus.STOPPED
+_SHIPPED = ExperimentStatus.SHIPPED
 
 
 class Decision(NamedTuple):
@@ -65,6 +69,9 @@ class Decision(NamedTuple):
     reason: Reason
     phase: int
     unit_id: str | None
+    """The id the unit was bucketed by (None when the unit attribute is missing)."""
+    user_id: str
+    """The request's user: exposures carry it, since events are joined to exposures by user."""
 
     @property
     def in_experiment(self) -> bool:
@@ -108,6 +115,8 @@ class _Compiled:
     status: ExperimentStatus
     phase: int
     control: Variant
+    shipped: Variant | None
+    forced: dict[str, str]
     salt_prefix: str
     unit: str | None
     """None: the request's user id."""
@@ -115,26 +124,36 @@ class _Compiled:
     holdouts: tuple[Holdout, ...]
     variants: dict[str, Variant]
     layer_salt: str | None
+    """None: no layer; empty: a layer the catalog lacks."""
     fixed_ranges: list[tuple[int, int, Variant]] | None
     """The variants' bucket ranges when no ramp can change the coverage."""
     ranges_by_coverage: dict[float, list[tuple[int, int, Variant]]]
 
     @classmethod
     def of(cls, experiment: Experiment, layers: Mapping[str, Layer], holdouts: Iterable[Holdout]) -> _Compiled:
-        layer = layers.get(experiment.layer.key) if experiment.layer is not None else None
+        layer_salt = None
+        if experiment.layer is not None:
+            layer = layers.get(experiment.layer.key)
+            layer_salt = layer.hash_salt if layer is not None else ""  # an unknown layer lets nobody in
         compiled = cls(
             experiment=experiment, status=experiment.status, phase=experiment.phase, control=experiment.variants[0],
+            shipped=experiment.variant(experiment.shipped_variant) if experiment.shipped_variant else None,
+            forced=dict(experiment.forced),
             salt_prefix=f"{experiment.salt}:",
             unit=None if experiment.unit == USER_ID else experiment.unit,
             checks=tuple(condition.compile() for condition in experiment.targeting),
             holdouts=tuple(holdout for holdout in holdouts if holdout.applies_to(experiment)),
             variants={variant.key: variant for variant in experiment.variants},
-            layer_salt=layer.hash_salt if layer is not None else None if experiment.layer is None else "",
+            layer_salt=layer_salt,
             fixed_ranges=None, ranges_by_coverage={},
         )
         if not experiment.ramp:
             compiled.fixed_ranges = compiled.ranges(experiment.coverage)
         return compiled
+
+    def decide(self, reason: Reason, variant: Variant | None, unit_id: str | None, user_id: str) -> Decision:
+        shown = variant or self.control
+        return Decision(self.experiment.key, shown.key, shown.payload, reason, self.phase, unit_id, user_id)
 
     def ranges(self, coverage: float) -> list[tuple[int, int, Variant]]:
         found = self.ranges_by_coverage.get(coverage)
@@ -174,56 +193,53 @@ class Catalog:
         return None if compiled is None else compiled.experiment
 
     def unit_id(self, experiment: Experiment, user_id: str, attributes: Attributes) -> str | None:
-        return _unit_id(self._compiled[experiment.key].unit, user_id, attributes)
+        unit = self._compiled[experiment.key].unit
+        return user_id if unit is None else _unit_id(unit, attributes)
 
     def evaluate(
-        self, key: str, user_id: str, attributes: Attributes, now: datetime, sticky: str | None = None
+        self, key: str, user_id: str, attributes: Attributes, now: datetime | None = None, sticky: str | None = None
     ) -> Decision:
-        """The decision for one experiment (see the module docstring); ``KeyError`` if the catalog lacks it."""
+        """The decision for one experiment (see the module docstring); ``KeyError`` if the catalog lacks it.
+
+        ``now`` matters only to ramps; None reads the clock, and only when a ramp needs it."""
         compiled = self._compiled[key]
-        experiment = compiled.experiment
-        unit_id = _unit_id(compiled.unit, user_id, attributes)
+        unit_id = user_id if compiled.unit is None else _unit_id(compiled.unit, attributes)
         status = compiled.status
-
-        def decide(reason: Reason, variant: Variant | None = None) -> Decision:
-            shown = variant or compiled.control
-            return Decision(key, shown.key, shown.payload, reason, compiled.phase, unit_id)
-
-        if status is ExperimentStatus.STOPPED:
-            return decide(Reason.NOT_RUNNING)
+        if status is _STOPPED:
+            return compiled.decide(Reason.NOT_RUNNING, None, unit_id, user_id)
         if unit_id is None:
-            return decide(Reason.MISSING_UNIT)
-        if experiment.forced:
-            forced = experiment.forced.get(unit_id)
+            return compiled.decide(Reason.MISSING_UNIT, None, unit_id, user_id)
+        if compiled.forced:
+            forced = compiled.forced.get(unit_id)
             if forced is not None:
-                return decide(Reason.FORCED, compiled.variants.get(forced))
+                return compiled.decide(Reason.FORCED, compiled.variants.get(forced), unit_id, user_id)
         if status not in LIVE_STATUSES:
-            return decide(Reason.NOT_RUNNING)
+            return compiled.decide(Reason.NOT_RUNNING, None, unit_id, user_id)
         for check in compiled.checks:
             if not check(attributes):
-                return decide(Reason.NOT_TARGETED)
+                return compiled.decide(Reason.NOT_TARGETED, None, unit_id, user_id)
         for holdout in compiled.holdouts:
             if holdout.holds(unit_id):
-                return decide(Reason.HOLDOUT)
-        if status is ExperimentStatus.SHIPPED:
-            shipped = experiment.shipped_variant
-            return decide(Reason.SHIPPED, compiled.variants.get(shipped) if shipped is not None else None)
+                return compiled.decide(Reason.HOLDOUT, None, unit_id, user_id)
+        if status is _SHIPPED:
+            return compiled.decide(Reason.SHIPPED, compiled.shipped, unit_id, user_id)
         if sticky is not None:
             kept = compiled.variants.get(sticky)
             if kept is not None:
-                return decide(Reason.STICKY, kept)
+                return compiled.decide(Reason.STICKY, kept, unit_id, user_id)
         if compiled.layer_salt is not None and (
-            not compiled.layer_salt or not in_ranges(bucket(compiled.layer_salt, unit_id), experiment.layer_ranges)
+            not compiled.layer_salt
+            or not in_ranges(bucket(compiled.layer_salt, unit_id), compiled.experiment.layer_ranges)
         ):
-            return decide(Reason.LAYER_EXCLUDED)
+            return compiled.decide(Reason.LAYER_EXCLUDED, None, unit_id, user_id)
         position = hash_position(compiled.salt_prefix + unit_id)
         ranges = compiled.fixed_ranges
         if ranges is None:
-            ranges = compiled.ranges(experiment.coverage_at(now))
+            ranges = compiled.ranges(compiled.experiment.coverage_at(now or datetime.now(UTC)))
         for start, end, variant in ranges:
             if start <= position < end:
-                return Decision(key, variant.key, variant.payload, Reason.HASHED, compiled.phase, unit_id)
-        return decide(Reason.NOT_IN_COVERAGE)
+                return Decision(key, variant.key, variant.payload, _HASHED, compiled.phase, unit_id, user_id)
+        return compiled.decide(Reason.NOT_IN_COVERAGE, None, unit_id, user_id)
 
     def evaluate_all(
         self,
@@ -245,9 +261,7 @@ class Catalog:
         return decisions
 
 
-def _unit_id(unit: str | None, user_id: str, attributes: Attributes) -> str | None:
-    if unit is None:
-        return user_id
+def _unit_id(unit: str, attributes: Attributes) -> str | None:
     value = attributes.get(unit)
     if value is None or value == "":
         return None
