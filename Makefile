@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test up down status install bench clean
+.PHONY: demo test up down status install bench-assignment clean
 
 demo: $(STAMP)  ## set up, start the stack, run a simulated title test, print the readout
 	$(PY) -m devstack demo
@@ -22,6 +22,9 @@ status: $(STAMP)
 	$(PY) -m devstack status
 
 install: $(STAMP)
+
+bench-assignment: $(STAMP)  ## /v1/assign under wrk vs a bare ASGI app; SDK evaluation vs GrowthBook (needs `make up`)
+	$(PY) -m bench.assignment
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)

@@ -12,15 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import csv
-import os
-import shutil
-import subprocess
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 from redis.asyncio import Redis
 
+from bench.debian import debian_binary
 from bench.ingest.aggregation import MEAN_VALUE, METRICS, VARIANTS, experiment_spec, metric_event
 from bench.ingest.stack import delete_matching
 from services.collector.adapters.fold import FOLD_SCRIPT, script_fields, script_header
@@ -50,21 +48,7 @@ class RedisCeilings:
 
 
 def redis_benchmark_binary() -> str:
-    """``redis-benchmark``, installed from Debian's redis-tools when missing and we are root."""
-    found = shutil.which("redis-benchmark")
-    if found:
-        return found
-    if os.geteuid() != 0 or shutil.which("apt-get") is None:
-        raise SystemExit("redis-benchmark is missing: install it with `sudo apt-get install -y redis-tools`")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    install = ["apt-get", "install", "-y", "--no-install-recommends", "redis-tools"]
-    if subprocess.run(install, capture_output=True, env=env, check=False).returncode != 0:
-        subprocess.run(["apt-get", "update"], capture_output=True, env=env, check=False)
-        subprocess.run(install, capture_output=True, env=env, check=True)
-    found = shutil.which("redis-benchmark")
-    if not found:
-        raise SystemExit("redis-tools installed but redis-benchmark not found on PATH")
-    return found
+    return debian_binary("redis-benchmark", "redis-tools")
 
 
 async def _requests_per_second(binary: str, redis_url: str, options: list[str], command: list[str]) -> float:
