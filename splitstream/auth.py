@@ -79,21 +79,37 @@ QUERY_KEY = "api_key"
 
 
 def bearer_token(request: Request) -> str:
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
+    token, _ = _presented(request.headers.get("authorization"), request.query_params.get(QUERY_KEY))
+    return token
+
+
+def _presented(authorization: str | None, query_key: str | None) -> tuple[str, bool]:
+    """The key a request presents, and whether it came in the query string."""
+    scheme, _, token = (authorization or "").partition(" ")
     if scheme.lower() == "bearer" and token.strip():
-        return token.strip()
-    if not header and request.query_params.get(QUERY_KEY):
-        return request.query_params[QUERY_KEY]
+        return token.strip(), False
+    if not authorization and query_key:
+        return query_key, True
     raise Unauthorized("missing API key: send 'Authorization: Bearer <key>'")
 
 
 def _granted(request: Request) -> frozenset[Scope]:
     keys: ApiKeys = request.app.state.api_keys
-    granted = keys.scopes_of(bearer_token(request))
-    if "authorization" not in request.headers:
-        return granted & {Scope.INGEST}
-    return granted
+    return granted_scopes(keys, request.headers.get("authorization"), request.query_params.get(QUERY_KEY))
+
+
+def granted_scopes(keys: ApiKeys, authorization: str | None, query_key: str | None) -> frozenset[Scope]:
+    """The scopes a request holds, from its ``Authorization`` header or else its ``?api_key=``."""
+    token, from_query = _presented(authorization, query_key)
+    granted = keys.scopes_of(token)
+    return granted & {Scope.INGEST} if from_query else granted
+
+
+def check_scope(granted: frozenset[Scope], scope: Scope) -> None:
+    if not granted:
+        raise Unauthorized("unknown API key")
+    if scope not in granted:
+        raise Forbidden(f"this API key lacks the '{scope.value}' scope")
 
 
 def require(scope: Scope) -> Callable[[Request], Awaitable[None]]:
@@ -103,10 +119,6 @@ def require(scope: Scope) -> Callable[[Request], Awaitable[None]]:
     """
 
     async def check(request: Request) -> None:
-        granted = _granted(request)
-        if not granted:
-            raise Unauthorized("unknown API key")
-        if scope not in granted:
-            raise Forbidden(f"this API key lacks the '{scope.value}' scope")
+        check_scope(_granted(request), scope)
 
     return check

@@ -10,7 +10,7 @@ number of series stays bounded whatever paths clients send.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Final
 
@@ -86,13 +86,17 @@ def build_app(
     lifespan: Callable[[FastAPI], AbstractAsyncContextManager[Any]],
     router: APIRouter,
     checks_of: Callable[[Request], Mapping[str, Check]],
+    middleware: Sequence[type[Any]] = (),
 ) -> FastAPI:
-    """``settings`` are kept on ``app.state.settings`` for the lifespan; API keys must all be configured."""
+    """``settings`` are kept on ``app.state.settings`` for the lifespan; API keys must all be configured.
+    ``middleware`` classes (taking only the app) run inside the request metrics, outermost first."""
     app = FastAPI(title=title, version="0.1.0", lifespan=lifespan)
     app.state.settings = settings
     app.state.api_keys = ApiKeys.from_settings(settings)
     install_error_handlers(app)
     app.include_router(router)
     app.include_router(health_router(checks_of))
+    for inner in reversed(middleware):
+        app.add_middleware(inner)
     app.add_middleware(RequestMetrics, service=service_name(title))
     return app

@@ -17,6 +17,7 @@ from services.assignment.adapters.sticky import StickyStore
 from services.assignment.admin import Administration
 from services.assignment.catalog_feed import CatalogFeed
 from services.assignment.config import AssignmentSettings
+from services.assignment.hot_path import AssignHotPath, describe
 from services.assignment.routes import router
 from services.assignment.service import AssignmentService
 from splitstream.errors import DependencyUnavailable
@@ -71,8 +72,9 @@ def create_app(settings: AssignmentSettings | None = None) -> FastAPI:
     settings = settings or AssignmentSettings()
     app = build_app(
         title="SplitStream assignment", settings=settings, lifespan=lifespan, router=router,
-        checks_of=_dependency_checks,
+        checks_of=_dependency_checks, middleware=[AssignHotPath],
     )
+    describe(app)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],

@@ -4,16 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Path, Request, Response, status
 
 from services.assignment.admin import Administration
 from services.assignment.audit import Action
 from services.assignment.catalog_feed import CatalogFeed
 from services.assignment.schemas import (
-    ASSIGN_REQUEST,
-    ASSIGN_REQUEST_OPENAPI,
-    MAX_ASSIGN_BODY_BYTES,
-    AssignResponse,
     ExperimentCreate,
     ExperimentList,
     ExperimentUpdate,
@@ -21,16 +17,11 @@ from services.assignment.schemas import (
     HoldoutList,
     LayerList,
     ShipRequest,
-    SingleAssignment,
-    json_response,
-    wire_assignment,
 )
 from services.assignment.service import AssignmentService
 from splitstream.auth import Scope, caller, require
-from splitstream.body import parse_json, read_body
-from splitstream.errors import FieldError, InvalidRequest
 from splitstream.evaluation import CatalogDocument
-from splitstream.experiment import Experiment, Key, UserId
+from splitstream.experiment import Experiment, Key
 from splitstream.layers import Holdout, Layer
 
 router = APIRouter(prefix="/v1")
@@ -119,45 +110,6 @@ async def create_holdout(request: Request, body: Holdout) -> Holdout:
 @router.get("/holdouts", dependencies=READ, tags=["holdouts"])
 async def list_holdouts(request: Request) -> HoldoutList:
     return HoldoutList(holdouts=await _admin(request).holdouts())
-
-
-# The hot path parses its body with pydantic-core straight from bytes and writes its answer with orjson: FastAPI's
-# own body and response-model handling would double the cost of a call. The schemas still document both.
-@router.post(
-    "/assign", dependencies=INGEST, tags=["assignment"], response_model=AssignResponse,
-    openapi_extra=ASSIGN_REQUEST_OPENAPI,
-)
-async def assign_many(request: Request) -> Response:
-    """Every running or shipped experiment (or those named), each with variant, payload and reason. With
-    ``log_exposure`` (default) a 200 means the exposures are durable in Kafka; 503 if they are not."""
-    body = parse_json(ASSIGN_REQUEST, await read_body(request, MAX_ASSIGN_BODY_BYTES))
-    assignments = await _assignments(request).assign(
-        body.user_id, body.attributes, body.experiments, log_exposure=body.log_exposure
-    )
-    return json_response({"user_id": body.user_id, "assignments": [wire_assignment(a) for a in assignments]})
-
-
-@router.get("/assign", dependencies=INGEST, tags=["assignment"], response_model=SingleAssignment)
-async def assign_one(
-    request: Request,
-    experiment: Annotated[Key, Query(description="the experiment's key")],
-    user_id: Annotated[UserId, Query(description="the stable id the user is bucketed by")],
-    attr: Annotated[list[str], Query(description="attributes as name:value, repeated")] = [],  # noqa: B006
-    log_exposure: Annotated[bool, Query(description="record the exposure in Kafka before answering")] = True,
-) -> Response:
-    """The simple case of POST /v1/assign: one experiment, attributes as text."""
-    attributes: dict[str, str] = {}
-    for index, pair in enumerate(attr):
-        name, separator, value = pair.partition(":")
-        if not separator or not name:
-            raise InvalidRequest(
-                "attributes are name:value", [FieldError(f"query.attr.{index}", "expected name:value")]
-            )
-        attributes[name] = value
-    [assignment] = await _assignments(request).assign(
-        user_id, attributes, [experiment], log_exposure=log_exposure, field="experiment"
-    )
-    return json_response({**wire_assignment(assignment), "user_id": user_id})
 
 
 @router.get("/config", dependencies=INGEST, tags=["assignment"], response_model=CatalogDocument)

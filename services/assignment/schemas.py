@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-import orjson
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, StringConstraints, TypeAdapter
-from starlette.responses import Response
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue, StringConstraints, TypeAdapter
 
 from services.assignment.audit import AuditEntry
 from services.assignment.service import Assignment
@@ -72,11 +70,23 @@ class AssignRequest(BaseModel):
 
 MAX_ASSIGN_BODY_BYTES = 64 * 1024
 ASSIGN_REQUEST = TypeAdapter(AssignRequest)
-ASSIGN_REQUEST_OPENAPI: dict[str, Any] = {
-    "requestBody": {"required": True, "content": {"application/json": {"schema": AssignRequest.model_json_schema(
-        ref_template="#/components/schemas/{model}"
-    )}}},
-}
+def _attribute_pair(pair: str) -> str:
+    name, separator, _ = pair.partition(":")
+    if not separator or not name:
+        raise ValueError("expected name:value")
+    return pair
+
+
+class AssignQuery(BaseModel):
+    """The query of ``GET /v1/assign``: one experiment, attributes as repeated ``attr=name:value``."""
+
+    experiment: Key
+    user_id: UserId
+    attr: list[Annotated[str, AfterValidator(_attribute_pair)]] = Field(default_factory=list, max_length=100)
+    log_exposure: bool = True
+
+    def attribute_map(self) -> dict[str, str]:
+        return dict(pair.split(":", 1) for pair in self.attr)
 
 
 class AssignmentOut(BaseModel):
@@ -112,5 +122,3 @@ def wire_assignment(assignment: Assignment) -> dict[str, Any]:
     }
 
 
-def json_response(content: dict[str, Any]) -> Response:
-    return Response(orjson.dumps(content), media_type="application/json")

@@ -128,7 +128,8 @@ class AssignmentService:
             ))
         if to_log:
             await self._publisher.publish(to_log)
-        await self._remember(first, now_logged)
+        if first or now_logged:
+            await self._remember(first, now_logged)
         return assignments
 
     async def _recorded(self, wanted: list[StickyKey]) -> dict[StickyKey, StickyValue]:

@@ -264,3 +264,27 @@ async def test_a_body_that_is_not_json_is_a_400_and_an_oversized_one_a_413(clien
     assert (broken.status_code, broken.json()["error"]["code"]) == (400, "malformed_json")
     assert [f["field"] for f in broken.json()["error"]["fields"]] == ["body"]
     assert (huge.status_code, huge.json()["error"]["code"]) == (413, "payload_too_large")
+
+
+async def test_the_hot_path_is_described_in_openapi_and_takes_a_query_key(
+    client: httpx.AsyncClient, unique: str
+) -> None:
+    document = (await client.get("/openapi.json")).json()
+    described = document["paths"]["/v1/assign"]
+    assert set(described) == {"get", "post"}
+    request_schema = described["post"]["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    assert document["components"]["schemas"][request_schema.rsplit("/", 1)[-1]]["required"] == ["user_id"]
+
+    key = f"exp-{unique}"
+    await _define(client, spec(key))
+    ingest_key = auth("ingest")["Authorization"].removeprefix("Bearer ")
+    admin_key = auth("admin")["Authorization"].removeprefix("Bearer ")
+    body = {"user_id": "u", "experiments": [key], "log_exposure": False}
+    by_query = await client.post(f"/v1/assign?api_key={ingest_key}", json=body)
+    admin_by_query = await client.post(f"/v1/assign?api_key={admin_key}", json=body)
+    read_by_query = await client.post(f"/v1/assign?api_key={auth('read')['Authorization'][7:]}", json=body)
+    assert by_query.status_code == 200 and admin_by_query.status_code == 200
+    # A query key grants ingest at most: a read key there is worth nothing.
+    assert (read_by_query.status_code, read_by_query.json()["error"]["code"]) == (401, "unauthorized")
+    metrics = (await client.get("/metrics")).text
+    assert 'route="/v1/assign"' in metrics
