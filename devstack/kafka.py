@@ -117,7 +117,9 @@ def start(config: StackConfig, timeout: float = 90.0) -> str:
     properties = str(config_dir / "server.properties")
     if not (data_dir / "meta.properties").exists():
         formatted = subprocess.run(
-            [*java, "kafka.tools.StorageTool", "format", "-t", _cluster_id(), "-c", properties,
+            # "--cluster-id=<id>" in one argument: a base64 id may start with "-", which argparse would otherwise
+            # take for an option (one format in 64 failed that way).
+            [*java, "kafka.tools.StorageTool", "format", f"--cluster-id={_cluster_id()}", "-c", properties,
              "--ignore-formatted"],
             capture_output=True, text=True, check=False,
         )

@@ -266,6 +266,8 @@ class Experiment(ExperimentSpec):
     created_at: datetime
     updated_at: datetime | None = None
     started_at: datetime | None = None
+    phase_started_at: datetime | None = None
+    """When the current phase began (None in phase 1: ``started_at``); the analysis counts days from it."""
     shipped_variant: Key | None = None
     layer_ranges: list[BucketRange] = Field(default_factory=list)
     """The buckets of the layer this experiment owns (allocated by the assignment service)."""
@@ -284,6 +286,11 @@ class Experiment(ExperimentSpec):
 
     def variant(self, key: str) -> Variant | None:
         return next((variant for variant in self.variants if variant.key == key), None)
+
+    @property
+    def running_since(self) -> datetime | None:
+        """The start of the current phase's data: its own start, else the experiment's."""
+        return self.phase_started_at or self.started_at
 
     def coverage_at(self, now: datetime) -> float:
         """The coverage in force: the last ramp step at or before ``now``, else ``coverage``."""

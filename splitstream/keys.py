@@ -1,14 +1,19 @@
 """Where shared state lives: the Redis key layout and the Kafka topic, written by one service, read by another.
 
 Redis (one logical database, every key under ``prefix``):
+Statistics are kept per phase of an experiment: their keys name the experiment's *stats scope*,
+``stats_scope(key, phase)``: the key itself in phase 1, ``{key}~{phase}`` after (``~`` never occurs in a key), so
+a new phase starts its analysis from zero while the earlier phases' statistics stay readable.
+
 - ``{p}:experiments``                 set of experiment keys
 - ``{p}:exp:{key}``                   the experiment definition as JSON
-- ``{p}:event-metrics:{event}``       set of ``experiment|metric|type`` entries fed by that event name
-- ``{p}:exp:{key}:v:{variant}``       hash of the variant's sufficient statistics: ``users``,
+- ``{p}:event-metrics:{event}``       set of ``scope|metric|type`` entries fed by that event name (the scope of
+                                      the experiment's current phase: events feed only the current phase)
+- ``{p}:exp:{scope}:v:{variant}``     hash of the variant's sufficient statistics: ``users``,
                                       ``{metric}:sum``, ``{metric}:sumsq``
-- ``{p}:exp:{key}:u:{user}``          hash of one exposed user: ``variant``, ``ts`` (first exposure, epoch ms),
+- ``{p}:exp:{scope}:u:{user}``        hash of one exposed user: ``variant``, ``ts`` (first exposure, epoch ms),
                                       ``m:{metric}`` (the user's running total)
-- ``{p}:exp:{key}:looks``             list of the group-sequential looks the analyzer recorded, oldest first: one
+- ``{p}:exp:{scope}:looks``           list of the group-sequential looks the analyzer recorded, oldest first: one
                                       JSON record per look (services/analyzer/looks.py), appended only when the
                                       list holds exactly the looks before it, so no look is recorded twice
 - ``{p}:user:{user}:pending``         recent events of the user, replayed when a later exposure arrives
@@ -82,6 +87,14 @@ class RedisKeys:
     @property
     def definitions_changed(self) -> str:
         return f"{self.prefix}:definitions-changed"
+
+
+PHASE_SEPARATOR = "~"
+
+
+def stats_scope(experiment: str, phase: int) -> str:
+    """Where one phase's statistics live (see the module docstring)."""
+    return experiment if phase == 1 else f"{experiment}{PHASE_SEPARATOR}{phase}"
 
 
 def metric_index_entry(experiment: str, metric: str, metric_type: str) -> str:

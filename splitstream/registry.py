@@ -5,7 +5,7 @@ from __future__ import annotations
 from redis.asyncio import Redis
 
 from splitstream.experiment import Experiment
-from splitstream.keys import RedisKeys, metric_index_entry
+from splitstream.keys import RedisKeys, metric_index_entry, stats_scope
 
 
 class ExperimentRegistry:
@@ -25,15 +25,14 @@ class ExperimentRegistry:
             for metric in experiment.metrics:
                 pipe.sadd(
                     self._keys.event_metrics(metric.event),
-                    metric_index_entry(experiment.key, metric.key, metric.type.value),
+                    metric_index_entry(stats_scope(experiment.key, experiment.phase), metric.key, metric.type.value),
                 )
             await pipe.execute()
         return True
 
     async def replace(self, experiment: Experiment, previous: Experiment) -> None:
-        """Overwrite an existing experiment; the event index follows its metrics."""
-        old_entries = {(m.event, metric_index_entry(previous.key, m.key, m.type.value)) for m in previous.metrics}
-        new_entries = {(m.event, metric_index_entry(experiment.key, m.key, m.type.value)) for m in experiment.metrics}
+        """Overwrite an existing experiment; the event index follows its metrics and its phase."""
+        old_entries, new_entries = _index_entries(previous), _index_entries(experiment)
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.set(self._keys.experiment(experiment.key), experiment.model_dump_json(), xx=True)
             for event, entry in old_entries - new_entries:
@@ -57,3 +56,8 @@ class ExperimentRegistry:
             return []
         raws = await self._redis.mget([self._keys.experiment(key) for key in keys])
         return [Experiment.model_validate_json(raw) for raw in raws if raw is not None]
+
+
+def _index_entries(experiment: Experiment) -> set[tuple[str, str]]:
+    scope = stats_scope(experiment.key, experiment.phase)
+    return {(metric.event, metric_index_entry(scope, metric.key, metric.type.value)) for metric in experiment.metrics}

@@ -119,7 +119,8 @@ def decide_variant(
         MetricReading(metric.key, readings[metric.key].relative, metric.higher_is_better, metric.margin)
         for metric in experiment.metrics if metric.role is MetricRole.GUARDRAIL and metric.key in readings
     ]
-    days = 0.0 if experiment.started_at is None else max(0.0, (now - experiment.started_at).total_seconds() / 86400)
+    since = experiment.running_since
+    days = 0.0 if since is None else max(0.0, (now - since).total_seconds() / 86400)
     return decide(
         MetricReading(goal.key, readings[goal.key].relative, goal.higher_is_better, equivalent=equivalent),
         guardrails, srm, users_per_variant=users, days_running=days,

@@ -148,6 +148,7 @@ class LookOut(BaseModel):
 class ExperimentResults(BaseModel):
     experiment: str
     status: ExperimentStatus
+    phase: int = Field(description="the phase read: each new phase starts its statistics from zero")
     alpha: float
     method: AnalysisMethod
     correction: PValueCorrection

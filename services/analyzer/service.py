@@ -36,6 +36,7 @@ from services.analyzer.stats import Arm, SrmResult, TreatmentComparison, srm_che
 from services.analyzer.stats.batch import compare_batch
 from splitstream.errors import FieldError, NotFound
 from splitstream.experiment import AnalysisMethod, Experiment, Key, Metric, MetricType
+from splitstream.keys import stats_scope
 from splitstream.registry import ExperimentRegistry
 from splitstream.statistics import Proportion, SampleMoments
 
@@ -196,7 +197,7 @@ class ResultsService:
         experiment = await self._experiment(key)
         alpha = experiment.analysis.alpha if alpha is None else alpha
         validate_alpha(alpha)
-        totals = await self._stats.read(experiment.key, experiment.variant_keys())
+        totals = await self._stats.read(stats_scope(experiment.key, experiment.phase), experiment.variant_keys())
         users = [totals[v.key].users for v in experiment.variants]
         srm_result = None
         if any(count < 0 for count in users):
@@ -213,6 +214,7 @@ class ResultsService:
         return ExperimentResults(
             experiment=experiment.key,
             status=experiment.status,
+            phase=experiment.phase,
             alpha=alpha,
             method=experiment.analysis.method,
             correction=experiment.analysis.correction,
@@ -231,7 +233,8 @@ class ResultsService:
         and the test is not over (see services/analyzer/looks.py). Stopping follows the plan's alpha: the looks
         belong to the experiment, whatever alpha a reader asks for."""
         plan = experiment.analysis
-        recorded = await self._looks.read(experiment.key)
+        scope = stats_scope(experiment.key, experiment.phase)
+        recorded = await self._looks.read(scope)
         goal = experiment.goal
         if goal_rejected(recorded, None if goal is None else goal.key, plan.alpha):
             return recorded
@@ -240,10 +243,10 @@ class ResultsService:
             return recorded
         fixed = {cell: pair.fixed for cell, pair in pairs.items()}
         record = build_look(recorded, users, plan, threshold, fixed, self._clock())
-        if await self._looks.append(experiment.key, record):
+        if await self._looks.append(scope, record):
             return [*recorded, record]
         # Another request recorded this look first: report its record, not ours.
-        return await self._looks.read(experiment.key)
+        return await self._looks.read(scope)
 
     async def _experiment(self, key: str) -> Experiment:
         missing = NotFound(f"no experiment {key!r}", [FieldError("key", "no experiment with this key")])

@@ -95,6 +95,7 @@ class Administration:
             updated = Experiment.model_validate({
                 **current.model_dump(), **_spec_fields(spec), "layer_ranges": ranges,
                 "phase": current.phase + 1 if new_phase else current.phase,
+                "phase_started_at": self._clock() if new_phase else current.phase_started_at,
             })
             return await self._commit(current, updated, Action.NEW_PHASE if new_phase else Action.UPDATE, caller)
 

@@ -13,7 +13,7 @@
 --
 -- ARGV: prefix, dedup_ttl, pending_ttl, pending_max, lateness_ms, poison_count, then 7 fields per event, in record
 -- order (arrived_ms: when the event reached the platform, epoch ms):
---   exposure: "exposure", event_id, user_id, experiment, variant, ts_ms, arrived_ms
+--   exposure: "exposure", event_id, user_id, stats scope (experiment and phase), variant, ts_ms, arrived_ms
 --   event:    "event",    event_id, user_id, name, value ("" when absent), ts_ms, arrived_ms
 -- Values travel as strings formatted by Python (shortest round-trip repr) so no precision is lost on the way in.
 --
@@ -34,7 +34,9 @@ local MS_PER_HOUR = 3600000
 
 local applied, duplicates, orphans, overflow = 0, 0, 0, 0
 
-local function experiment_key(experiment) return prefix .. ':exp:' .. experiment end
+-- Statistics keys name an experiment's stats scope ("key" in phase 1, "key~N" after: splitstream/keys.py); the
+-- definition is stored under the key alone.
+local function experiment_key(scope) return prefix .. ':exp:' .. string.match(scope, '^[^~]+') end
 local function variant_key(experiment, variant) return prefix .. ':exp:' .. experiment .. ':v:' .. variant end
 local function user_key(experiment, user) return prefix .. ':exp:' .. experiment .. ':u:' .. user end
 local function pending_key(user) return prefix .. ':user:' .. user .. ':pending' end

@@ -17,7 +17,7 @@ from redis.asyncio import Redis
 
 from services.collector.decoding import arrival_ms
 from splitstream.events import Exposure, TrackEvent
-from splitstream.keys import RedisKeys
+from splitstream.keys import RedisKeys, stats_scope
 
 FOLD_SCRIPT: Final = files("services.collector.adapters").joinpath("fold.lua").read_text(encoding="utf-8")
 
@@ -61,7 +61,7 @@ def script_fields(
     if arrived_ms is None:
         arrived_ms = arrival_ms(event, -1, time.time_ns() // 1_000_000)
     if isinstance(event, Exposure):
-        second, third = event.experiment, event.variant
+        second, third = stats_scope(event.experiment, event.phase), event.variant
     else:
         second, third = event.name, "" if event.value is None else repr(event.value)
     return event.type, event.event_id, event.user_id, second, third, str(event.timestamp_ms), str(arrived_ms)

@@ -7,9 +7,13 @@ from typing import Any
 
 import httpx
 import pytest
+from redis.asyncio import Redis
 
+from services.analyzer.config import AnalyzerSettings
 from services.analyzer.stats import Comparison, compare, srm_check
 from splitstream.experiment import Metric, MetricType
+from splitstream.keys import stats_scope
+from splitstream.registry import ExperimentRegistry
 from splitstream.statistics import Proportion, SampleMoments
 from tests.conftest import auth
 from tests.service.analyzer.conftest import CreateExperiment, WriteStats
@@ -194,3 +198,22 @@ async def test_inconsistent_statistics_are_reported_not_crashed_on(
     (comparison,) = strict_json(response)["metrics"][0]["comparisons"]
     assert comparison["status"] == "invalid_data" and comparison["absolute"]["status"] == "invalid_data"
     assert "'treatment'" in comparison["reason"]
+
+
+async def test_the_results_read_the_current_phase_only(
+    client: httpx.AsyncClient, create_experiment: CreateExperiment, write_stats: WriteStats, redis: Redis,
+    settings: AnalyzerSettings,
+) -> None:
+    first = await create_experiment("phased", [("control", 1), ("treatment", 1)], [CONVERTED])
+    for variant, users in (("control", 500), ("treatment", 520)):
+        await write_stats("phased", variant, {"users": users, "converted:sum": 50, "converted:sumsq": 50})
+    second = first.model_copy(update={"phase": 2, "version": 2})
+    await ExperimentRegistry(redis, settings.redis_keys).replace(second, first)
+    for variant, users in (("control", 40), ("treatment", 60)):
+        await write_stats(stats_scope("phased", 2), variant, {"users": users, "converted:sum": 4, "converted:sumsq": 4})
+
+    body = strict_json(await client.get("/v1/experiments/phased/results", headers=auth("read")))
+
+    assert body["phase"] == 2
+    assert [variant["users"] for variant in body["variants"]] == [40, 60]
+    assert [v["sum"] for v in body["metrics"][0]["variants"]] == [4, 4]

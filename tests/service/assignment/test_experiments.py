@@ -30,7 +30,7 @@ async def test_create_stores_a_draft_salted_by_its_key(client: httpx.AsyncClient
     assert set(created) == {
         "key", "name", "hypothesis", "kind", "variants", "coverage", "unit", "targeting", "layer", "holdouts",
         "forced", "ramp", "metrics", "analysis", "status", "salt", "hash_version", "phase", "version", "created_at",
-        "updated_at", "started_at", "shipped_variant", "layer_ranges",
+        "updated_at", "started_at", "phase_started_at", "shipped_variant", "layer_ranges",
     }
     assert created["key"] == key
     assert (created["version"], created["phase"], created["hash_version"], created["kind"]) == (1, 1, 1, "content")

@@ -45,7 +45,7 @@ def _results(
 ) -> ExperimentResults:
     keys = ["control", *(c.variant for c in comparisons)]
     return ExperimentResults(
-        experiment="checkout", status=ExperimentStatus.RUNNING, alpha=0.05, method=AnalysisMethod.FREQUENTIST,
+        experiment="checkout", status=ExperimentStatus.RUNNING, phase=1, alpha=0.05, method=AnalysisMethod.FREQUENTIST,
         correction=PValueCorrection.NONE,
         variants=[VariantOut(key=key, users=100 + i, weight=1.0) for i, key in enumerate(keys)],
         srm=SrmOut(p_value=srm_p_value, statistic=None, dof=None, status="ok", reason=None),
