@@ -64,7 +64,8 @@ class AssignHotPath:
 
     async def _answer(self, scope: Scope, receive: Receive) -> bytes:
         request_headers = dict(scope["headers"])
-        query = parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True)
+        raw_query = scope["query_string"]
+        query = parse_qsl(raw_query.decode("latin-1"), keep_blank_values=True) if raw_query else []
         authorization = request_headers.get(b"authorization")
         query_key = next((value for name, value in query if name == QUERY_KEY), None)
         api_keys: ApiKeys = scope["app"].state.api_keys
