@@ -4,29 +4,52 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from services.analyzer.calculator.routes import router as calculator_router
-from services.analyzer.schemas import ExperimentResults
+from services.analyzer.schemas import ExperimentResults, ExperimentSummaries
 from services.analyzer.service import ResultsService
 from splitstream.auth import Scope, require
+from splitstream.experiment import AnalysisMethod
+from splitstream.http_cache import json_with_etag
 
 router = APIRouter(prefix="/v1", tags=["results"])
 
+RESULTS_CACHE_CONTROL = "private, max-age=1"
+"""Results move within a second of an event: a dashboard may reuse an answer for a second, then revalidate."""
 
-@router.get("/experiments/{key}/results", dependencies=[Depends(require(Scope.READ))])
+
+def _results(request: Request) -> ResultsService:
+    service: ResultsService = request.state.results
+    return service
+
+
+@router.get("/experiments", dependencies=[Depends(require(Scope.READ))])
+async def list_experiments(request: Request) -> ExperimentSummaries:
+    """Every experiment, running or finished, with its phase, users per variant, sample-ratio check and calls."""
+    return ExperimentSummaries(experiments=await _results(request).summaries())
+
+
+@router.get(
+    "/experiments/{key}/results", dependencies=[Depends(require(Scope.READ))], response_model=ExperimentResults
+)
 async def experiment_results(
     request: Request,
     key: Annotated[str, Path(description="the experiment's key")],
     alpha: Annotated[
         float | None,
-        Query(gt=0, lt=1, allow_inf_nan=False, description="significance level; the service's default if absent"),
+        Query(gt=0, lt=1, allow_inf_nan=False, description="significance level; the plan's if absent"),
     ] = None,
-) -> ExperimentResults:
+    method: Annotated[
+        AnalysisMethod | None,
+        Query(description="read by frequentist, bayesian or sequential instead of the plan's method"),
+    ] = None,
+) -> Response:
     """Every treatment against the control on every metric: relative lift and absolute difference with their
-    1 − alpha intervals and two-sided p-values, plus the sample-ratio check. 404 for an unknown key."""
-    results: ResultsService = request.state.results
-    return await results.results(key, alpha)
+    1 − alpha intervals and two-sided p-values, plus the sample-ratio check. 404 for an unknown key. The answer
+    carries an ETag: send it back in ``If-None-Match`` to get a 304 while nothing changed."""
+    results = await _results(request).results(key, alpha, method)
+    return json_with_etag(request, results.model_dump_json().encode(), cache_control=RESULTS_CACHE_CONTROL)
 
 
 router.include_router(calculator_router)

@@ -159,3 +159,27 @@ class ExperimentResults(BaseModel):
     looks: list[LookOut] = Field(
         default_factory=list, description="group sequential: the looks recorded so far, oldest first (else empty)"
     )
+
+
+class ExperimentSummary(BaseModel):
+    """One line of ``GET /v1/experiments``: where an experiment stands."""
+
+    experiment: str
+    status: ExperimentStatus
+    phase: int
+    method: AnalysisMethod
+    users: dict[str, int] = Field(description="exposed users per variant, control first")
+    srm_status: str
+    decisions: list[DecisionOut]
+
+    @classmethod
+    def of(cls, results: ExperimentResults) -> ExperimentSummary:
+        return cls(
+            experiment=results.experiment, status=results.status, phase=results.phase, method=results.method,
+            users={variant.key: variant.users for variant in results.variants}, srm_status=results.srm.status,
+            decisions=results.decisions,
+        )
+
+
+class ExperimentSummaries(BaseModel):
+    experiments: list[ExperimentSummary]

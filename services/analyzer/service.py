@@ -26,6 +26,7 @@ from services.analyzer.schemas import (
     DecisionOut,
     EffectOut,
     ExperimentResults,
+    ExperimentSummary,
     LookOut,
     MetricResultsOut,
     MetricVariantOut,
@@ -34,7 +35,7 @@ from services.analyzer.schemas import (
 )
 from services.analyzer.stats import Arm, SrmResult, TreatmentComparison, srm_check, validate_alpha
 from services.analyzer.stats.batch import compare_batch
-from splitstream.errors import FieldError, NotFound
+from splitstream.errors import FieldError, InvalidRequest, NotFound
 from splitstream.experiment import AnalysisMethod, Experiment, Key, Metric, MetricType
 from splitstream.keys import stats_scope
 from splitstream.registry import ExperimentRegistry
@@ -190,11 +191,16 @@ class ResultsService:
         self._srm_threshold = srm_threshold
         self._clock = clock
 
-    async def results(self, key: str, alpha: float | None = None) -> ExperimentResults:
+    async def results(
+        self, key: str, alpha: float | None = None, method: AnalysisMethod | None = None
+    ) -> ExperimentResults:
         """Every treatment against the control (variants[0]) on every metric, read as the experiment's analysis
-        plan says, the sample-ratio check, and the call for each treatment when a goal metric is declared. A
-        group-sequential plan is read at its latest recorded look; this request records the next look when due."""
+        plan says (or by ``method``), the sample-ratio check, and the call for each treatment when a goal metric
+        is declared. A group-sequential plan is read at its latest recorded look; this request records the next
+        look when due."""
         experiment = await self._experiment(key)
+        if method is not None and method is not experiment.analysis.method:
+            experiment = _read_by(experiment, method)
         alpha = experiment.analysis.alpha if alpha is None else alpha
         validate_alpha(alpha)
         totals = await self._stats.read(stats_scope(experiment.key, experiment.phase), experiment.variant_keys())
@@ -248,6 +254,17 @@ class ResultsService:
         # Another request recorded this look first: report its record, not ours.
         return await self._looks.read(scope)
 
+    async def summaries(self) -> list[ExperimentSummary]:
+        """Every experiment with its phase, users per variant, sample-ratio check and current calls."""
+        summaries = []
+        for key in await self._registry.list_keys():
+            try:
+                results = await self.results(key)
+            except NotFound:  # deleted between the listing and the read
+                continue
+            summaries.append(ExperimentSummary.of(results))
+        return summaries
+
     async def _experiment(self, key: str) -> Experiment:
         missing = NotFound(f"no experiment {key!r}", [FieldError("key", "no experiment with this key")])
         try:
@@ -259,3 +276,13 @@ class ResultsService:
         if experiment is None:
             raise missing
         return experiment
+
+
+def _read_by(experiment: Experiment, method: AnalysisMethod) -> Experiment:
+    """The experiment as if its plan named ``method``: a reader's override, never stored."""
+    if method is AnalysisMethod.GROUP_SEQUENTIAL:
+        raise InvalidRequest(
+            "group_sequential reads the looks its plan schedules; it cannot be chosen per request",
+            [FieldError("query.method", "one of frequentist, bayesian, sequential")],
+        )
+    return experiment.model_copy(update={"analysis": experiment.analysis.model_copy(update={"method": method})})

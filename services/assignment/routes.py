@@ -22,6 +22,7 @@ from services.assignment.service import AssignmentService
 from splitstream.auth import Scope, caller, require
 from splitstream.evaluation import CatalogDocument
 from splitstream.experiment import Experiment, Key
+from splitstream.http_cache import json_with_etag
 from splitstream.layers import Holdout, Layer
 
 router = APIRouter(prefix="/v1")
@@ -117,7 +118,6 @@ async def config(request: Request) -> Response:
     """Every definition, for SDKs evaluating locally. Send the ETag back in ``If-None-Match`` to get a 304."""
     feed: CatalogFeed = request.state.catalog
     catalog = feed.current
-    headers = {"ETag": catalog.etag, "Cache-Control": "no-cache"}
-    if catalog.etag in {tag.strip() for tag in request.headers.get("if-none-match", "").split(",")}:
-        return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=headers)
-    return Response(catalog.document.model_dump_json(), media_type="application/json", headers=headers)
+    return json_with_etag(
+        request, catalog.document.model_dump_json().encode(), cache_control="no-cache", etag=catalog.etag
+    )

@@ -217,3 +217,51 @@ async def test_the_results_read_the_current_phase_only(
     assert body["phase"] == 2
     assert [variant["users"] for variant in body["variants"]] == [40, 60]
     assert [v["sum"] for v in body["metrics"][0]["variants"]] == [4, 4]
+
+
+async def test_results_carry_an_etag_and_answer_304_while_nothing_changed(
+    client: httpx.AsyncClient, stored: str, write_stats: WriteStats
+) -> None:
+    first = await client.get(f"/v1/experiments/{stored}/results", headers=auth("read"))
+    etag = first.headers["etag"]
+    assert first.headers["cache-control"] == "private, max-age=1"
+    same = await client.get(f"/v1/experiments/{stored}/results", headers={**auth("read"), "If-None-Match": etag})
+    assert (same.status_code, same.content, same.headers["etag"]) == (304, b"", etag)
+
+    await write_stats(stored, "blue", {"users": STATS["blue"][0] + 1})
+    moved = await client.get(f"/v1/experiments/{stored}/results", headers={**auth("read"), "If-None-Match": etag})
+    assert moved.status_code == 200 and moved.headers["etag"] != etag
+    assert strict_json(moved)["variants"][1]["users"] == STATS["blue"][0] + 1
+
+
+async def test_the_method_can_be_overridden_per_request_but_not_to_group_sequential(
+    client: httpx.AsyncClient, stored: str
+) -> None:
+    planned = strict_json(await client.get(f"/v1/experiments/{stored}/results", headers=auth("read")))
+    bayesian = strict_json(await client.get(f"/v1/experiments/{stored}/results", params={"method": "bayesian"},
+                                            headers=auth("read")))
+    refused = await client.get(f"/v1/experiments/{stored}/results", params={"method": "group_sequential"},
+                               headers=auth("read"))
+
+    assert (planned["method"], bayesian["method"]) == ("frequentist", "bayesian")
+    assert all(c["chance_to_win"] is None for m in planned["metrics"] for c in m["comparisons"])
+    assert all(0 <= c["chance_to_win"] <= 1 for m in bayesian["metrics"] for c in m["comparisons"])
+    assert refused.status_code == 422
+    assert [f["field"] for f in refused.json()["error"]["fields"]] == ["query.method"]
+
+
+async def test_the_list_gives_every_experiment_with_its_users_and_calls(
+    client: httpx.AsyncClient, stored: str, create_experiment: CreateExperiment
+) -> None:
+    await create_experiment("empty", [("control", 1), ("treatment", 1)], [CONVERTED])
+
+    listed = strict_json(await client.get("/v1/experiments", headers=auth("read")))
+
+    by_key = {summary["experiment"]: summary for summary in listed["experiments"]}
+    assert set(by_key) == {stored, "empty"}
+    assert by_key[stored]["users"] == {key: users for key, (users, *_) in STATS.items()}
+    assert (by_key[stored]["phase"], by_key[stored]["status"], by_key[stored]["method"]) == (1, "running",
+                                                                                            "frequentist")
+    assert by_key["empty"]["users"] == {"control": 0, "treatment": 0}
+    assert by_key["empty"]["srm_status"] == "insufficient_data"
+    assert (await client.get("/v1/experiments", headers=auth("ingest"))).status_code == 403
