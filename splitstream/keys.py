@@ -16,6 +16,8 @@ a new phase starts its analysis from zero while the earlier phases' statistics s
 - ``{p}:exp:{scope}:looks``           list of the group-sequential looks the analyzer recorded, oldest first: one
                                       JSON record per look (services/analyzer/looks.py), appended only when the
                                       list holds exactly the looks before it, so no look is recorded twice
+- ``{p}:exp:{scope}:snapshots``       list of the analyzer's snapshots of every variant's statistics, oldest first
+                                      (JSON: ``at`` and each variant's hash), for cumulative charts
 - ``{p}:user:{user}:pending``         recent events of the user, replayed when a later exposure arrives
 - ``{p}:seen:{event_id}``             marks an event as applied, so a redelivered event is not counted twice
 - ``{p}:stats:{counter}``             the consumer's counters: applied, duplicates, orphan_exposures, poison, ...
@@ -56,6 +58,9 @@ class RedisKeys:
 
     def looks(self, experiment: str) -> str:
         return f"{self.prefix}:exp:{experiment}:looks"
+
+    def snapshots(self, scope: str) -> str:
+        return f"{self.prefix}:exp:{scope}:snapshots"
 
     def pending(self, user_id: str) -> str:
         return f"{self.prefix}:user:{user_id}:pending"

@@ -13,11 +13,13 @@ from fastapi import FastAPI, Request
 from redis.asyncio import Redis
 
 from services.analyzer.adapters.looks import LookLog
+from services.analyzer.adapters.snapshots import SnapshotLog
 from services.analyzer.adapters.variant_stats import VariantStatsReader
 from services.analyzer.config import AnalyzerSettings
 from services.analyzer.gauges import GaugeRefresher
 from services.analyzer.routes import router
 from services.analyzer.service import ResultsService
+from services.analyzer.timeseries import TimeseriesService
 from splitstream.health import Check, check_redis
 from splitstream.registry import ExperimentRegistry
 from splitstream.service_app import build_app
@@ -28,6 +30,7 @@ class AnalyzerState(TypedDict):
     registry: ExperimentRegistry
     results: ResultsService
     gauges: GaugeRefresher
+    timeseries: TimeseriesService
 
 
 @asynccontextmanager
@@ -42,16 +45,21 @@ async def lifespan(app: FastAPI) -> AsyncIterator[AnalyzerState]:
         srm_threshold=settings.srm_threshold,
     )
     gauges = GaugeRefresher(registry, results)
-    refreshing = None
+    timeseries = TimeseriesService(registry, SnapshotLog(redis, settings.redis_keys))
+    background = []
     if settings.gauge_refresh_seconds > 0:
-        refreshing = asyncio.create_task(gauges.run(settings.gauge_refresh_seconds), name="analyzer-gauges")
+        background.append(asyncio.create_task(gauges.run(settings.gauge_refresh_seconds), name="analyzer-gauges"))
+    if settings.snapshot_interval_seconds > 0:
+        background.append(
+            asyncio.create_task(timeseries.run(settings.snapshot_interval_seconds), name="analyzer-snapshots")
+        )
     try:
-        yield {"redis": redis, "registry": registry, "results": results, "gauges": gauges}
+        yield {"redis": redis, "registry": registry, "results": results, "gauges": gauges, "timeseries": timeseries}
     finally:
-        if refreshing is not None:
-            refreshing.cancel()
+        for task in background:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await refreshing
+                await task
         gauges.forget()
         await redis.aclose()
 

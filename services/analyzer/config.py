@@ -18,3 +18,5 @@ class AnalyzerSettings(CommonSettings):
     """p-value of the sample-ratio check below which the split is reported as a mismatch."""
     gauge_refresh_seconds: float = Field(15.0, ge=0, allow_inf_nan=False)
     """Seconds between refreshes of the experiment gauges on /metrics; 0 disables them."""
+    snapshot_interval_seconds: float = Field(3600.0, ge=0, allow_inf_nan=False)
+    """Seconds between snapshots of every running experiment's statistics (the time series); 0 disables them."""

@@ -6,9 +6,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
+from services.analyzer.adapters.snapshots import Snapshot
 from services.analyzer.calculator.routes import router as calculator_router
-from services.analyzer.schemas import ExperimentResults, ExperimentSummaries
+from services.analyzer.schemas import ExperimentResults, ExperimentSummaries, Timeseries
 from services.analyzer.service import ResultsService
+from services.analyzer.timeseries import TimeseriesService
 from splitstream.auth import Scope, require
 from splitstream.experiment import AnalysisMethod
 from splitstream.http_cache import json_with_etag
@@ -50,6 +52,28 @@ async def experiment_results(
     carries an ETag: send it back in ``If-None-Match`` to get a 304 while nothing changed."""
     results = await _results(request).results(key, alpha, method)
     return json_with_etag(request, results.model_dump_json().encode(), cache_control=RESULTS_CACHE_CONTROL)
+
+
+def _timeseries(request: Request) -> TimeseriesService:
+    service: TimeseriesService = request.state.timeseries
+    return service
+
+
+@router.get("/experiments/{key}/timeseries", dependencies=[Depends(require(Scope.READ))])
+async def experiment_timeseries(
+    request: Request,
+    key: Annotated[str, Path(description="the experiment's key")],
+    alpha: Annotated[float | None, Query(gt=0, lt=1, allow_inf_nan=False)] = None,
+) -> Timeseries:
+    """The cumulative effect of every treatment on every metric, with its interval, at each snapshot of the
+    current phase (hourly, and whenever one is asked for), oldest first."""
+    return await _timeseries(request).series(key, alpha)
+
+
+@router.post("/experiments/{key}/snapshots", dependencies=[Depends(require(Scope.ADMIN))], status_code=201)
+async def take_snapshot(request: Request, key: Annotated[str, Path(description="the experiment's key")]) -> Snapshot:
+    """Snapshot the experiment's statistics now (a point of the time series)."""
+    return await _timeseries(request).take(key)
 
 
 router.include_router(calculator_router)

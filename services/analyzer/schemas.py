@@ -183,3 +183,38 @@ class ExperimentSummary(BaseModel):
 
 class ExperimentSummaries(BaseModel):
     experiments: list[ExperimentSummary]
+
+
+class PointComparison(BaseModel):
+    variant: str
+    effect: Number = Field(description="cumulative relative lift against the control at this point")
+    ci_lower: Number
+    ci_upper: Number
+    p_value: Number
+    status: str = Field(description=STATUS_DESCRIPTION)
+
+    @classmethod
+    def of(cls, variant: str, comparison: Comparison) -> PointComparison:
+        return cls(
+            variant=variant, effect=comparison.effect, ci_lower=comparison.ci_lower, ci_upper=comparison.ci_upper,
+            p_value=comparison.p_value, status=comparison.status.value,
+        )
+
+
+class PointMetric(BaseModel):
+    key: str
+    comparisons: list[PointComparison]
+
+
+class TimeseriesPoint(BaseModel):
+    at: datetime
+    users: dict[str, int]
+    metrics: list[PointMetric]
+
+
+class Timeseries(BaseModel):
+    experiment: str
+    phase: int
+    method: AnalysisMethod = Field(description="the plan's method; group_sequential points are read fixed-horizon")
+    alpha: float
+    points: list[TimeseriesPoint] = Field(description="one per snapshot of the current phase, oldest first")

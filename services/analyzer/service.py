@@ -266,16 +266,7 @@ class ResultsService:
         return summaries
 
     async def _experiment(self, key: str) -> Experiment:
-        missing = NotFound(f"no experiment {key!r}", [FieldError("key", "no experiment with this key")])
-        try:
-            _KEY.validate_python(key)
-        except ValidationError:
-            # A key outside the allowed pattern was never stored; it must not reach Redis key names either.
-            raise missing from None
-        experiment = await self._registry.get(key)
-        if experiment is None:
-            raise missing
-        return experiment
+        return await load_experiment(self._registry, key)
 
 
 def _read_by(experiment: Experiment, method: AnalysisMethod) -> Experiment:
@@ -286,3 +277,17 @@ def _read_by(experiment: Experiment, method: AnalysisMethod) -> Experiment:
             [FieldError("query.method", "one of frequentist, bayesian, sequential")],
         )
     return experiment.model_copy(update={"analysis": experiment.analysis.model_copy(update={"method": method})})
+
+
+async def load_experiment(registry: ExperimentRegistry, key: str) -> Experiment:
+    """The stored experiment; 404 naming ``key`` when there is none."""
+    missing = NotFound(f"no experiment {key!r}", [FieldError("key", "no experiment with this key")])
+    try:
+        _KEY.validate_python(key)
+    except ValidationError:
+        # A key outside the allowed pattern was never stored; it must not reach Redis key names either.
+        raise missing from None
+    experiment = await registry.get(key)
+    if experiment is None:
+        raise missing
+    return experiment
