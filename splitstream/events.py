@@ -18,6 +18,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, field_validator
 
 from splitstream.experiment import EventName, Key, UserId
+from splitstream.targeting import AttributeName, Scalar
 
 EventId = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[\x21-\x7e]+$")]
 
@@ -52,6 +53,8 @@ class Exposure(_BaseEvent):
     experiment: Key
     variant: Key
     phase: int = Field(1, ge=1)
+    attributes: dict[AttributeName, Scalar] = Field(default_factory=dict, max_length=50)
+    """The user's attributes when exposed; the experiment's ``segments`` are read from them."""
 
 
 class TrackEvent(_BaseEvent):

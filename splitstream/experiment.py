@@ -21,7 +21,7 @@ from pydantic import (
 )
 
 from splitstream.hashing import BUCKETS, HASH_VERSION, BucketRange
-from splitstream.targeting import AttributeName, Condition
+from splitstream.targeting import AttributeName, Attributes, Condition, Scalar
 
 # Keys end up inside Redis keys and Kafka payloads, so they stay short and free of separators.
 Key = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")]
@@ -195,6 +195,17 @@ class ExperimentSpec(BaseModel):
     ramp: list[RampStep] = Field(default_factory=list, max_length=50)
     metrics: list[Metric] = Field(default_factory=list, max_length=50)
     analysis: AnalysisPlan = Field(default_factory=AnalysisPlan)
+    segments: list[AttributeName] = Field(default_factory=list, max_length=10)
+    """Dimensions (attributes of the first exposure: channel, country, is_new...) the statistics are also kept
+    by, per value (the first ``max_segment_values`` values of each, the rest as ``(other)``)."""
+
+    @field_validator("segments")
+    @classmethod
+    def _distinct_segments(cls, segments: list[str]) -> list[str]:
+        repeated = sorted({name for name in segments if segments.count(name) > 1})
+        if repeated:
+            raise ValueError(f"segments named more than once: {repeated}")
+        return segments
 
     @field_validator("variants")
     @classmethod
@@ -247,6 +258,11 @@ class ExperimentSpec(BaseModel):
         if len(goals) > 1:
             raise ValueError(f"at most one goal metric, got {goals}")
         return metrics
+
+    def segment_attributes(self, attributes: Attributes) -> dict[str, Scalar]:
+        """The attributes an exposure carries: those the experiment keeps segments by (the rest stay out of
+        Kafka)."""
+        return {name: value for name in self.segments if (value := attributes.get(name)) is not None}
 
     @property
     def goal(self) -> Metric | None:

@@ -16,6 +16,9 @@ a new phase starts its analysis from zero while the earlier phases' statistics s
 - ``{p}:exp:{scope}:looks``           list of the group-sequential looks the analyzer recorded, oldest first: one
                                       JSON record per look (services/analyzer/looks.py), appended only when the
                                       list holds exactly the looks before it, so no look is recorded twice
+- ``{p}:exp:{scope}:segvals:{dim}``   set of the values of one segment dimension (at most ``max_segment_values``,
+                                      then ``(other)``; ``(none)`` for users without the attribute)
+- ``{p}:exp:{scope}:seg:{dim}:{value}:v:{variant}``  the variant's statistics among that segment's users
 - ``{p}:exp:{scope}:snapshots``       list of the analyzer's snapshots of every variant's statistics, oldest first
                                       (JSON: ``at`` and each variant's hash), for cumulative charts
 - ``{p}:user:{user}:pending``         recent events of the user, replayed when a later exposure arrives
@@ -58,6 +61,12 @@ class RedisKeys:
 
     def looks(self, experiment: str) -> str:
         return f"{self.prefix}:exp:{experiment}:looks"
+
+    def segment_values(self, scope: str, dimension: str) -> str:
+        return f"{self.prefix}:exp:{scope}:segvals:{dimension}"
+
+    def segment_stats(self, scope: str, dimension: str, value: str, variant: str) -> str:
+        return f"{self.prefix}:exp:{scope}:seg:{dimension}:{value}:v:{variant}"
 
     def snapshots(self, scope: str) -> str:
         return f"{self.prefix}:exp:{scope}:snapshots"

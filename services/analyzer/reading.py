@@ -89,9 +89,13 @@ def read_pair(plan: AnalysisPlan, control: Arm, treatment: Arm, fixed: Treatment
 
 def adjusted_p_values(readings: Sequence[Reading], correction: PValueCorrection, alpha: float) -> list[float | None]:
     """The relative comparisons' p-values adjusted as one family (None where a reading has no p-value)."""
-    raw = [reading.relative.p_value for reading in readings]
+    return adjust_family([reading.relative.p_value for reading in readings], correction, alpha)
+
+
+def adjust_family(raw: Sequence[float | None], correction: PValueCorrection, alpha: float) -> list[float | None]:
+    """``raw`` p-values adjusted as one family; None stays None."""
     if correction is PValueCorrection.NONE or not any(p is not None for p in raw):
-        return raw
+        return list(raw)
     return list(adjust_p_values(raw, _CORRECTIONS[correction], alpha).adjusted)
 
 

@@ -8,12 +8,13 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from services.analyzer.adapters.snapshots import Snapshot
 from services.analyzer.calculator.routes import router as calculator_router
-from services.analyzer.schemas import ExperimentResults, ExperimentSummaries, Timeseries
+from services.analyzer.schemas import ExperimentResults, ExperimentSummaries, SegmentResults, Timeseries
 from services.analyzer.service import ResultsService
 from services.analyzer.timeseries import TimeseriesService
 from splitstream.auth import Scope, require
 from splitstream.experiment import AnalysisMethod
 from splitstream.http_cache import json_with_etag
+from splitstream.targeting import AttributeName
 
 router = APIRouter(prefix="/v1", tags=["results"])
 
@@ -33,7 +34,8 @@ async def list_experiments(request: Request) -> ExperimentSummaries:
 
 
 @router.get(
-    "/experiments/{key}/results", dependencies=[Depends(require(Scope.READ))], response_model=ExperimentResults
+    "/experiments/{key}/results", dependencies=[Depends(require(Scope.READ))],
+    response_model=ExperimentResults | SegmentResults,
 )
 async def experiment_results(
     request: Request,
@@ -46,11 +48,19 @@ async def experiment_results(
         AnalysisMethod | None,
         Query(description="read by frequentist, bayesian or sequential instead of the plan's method"),
     ] = None,
+    segment: Annotated[
+        AttributeName | None,
+        Query(description="one of the experiment's segment dimensions: the results within each of its values"),
+    ] = None,
 ) -> Response:
     """Every treatment against the control on every metric: relative lift and absolute difference with their
     1 − alpha intervals and two-sided p-values, plus the sample-ratio check. 404 for an unknown key. The answer
     carries an ETag: send it back in ``If-None-Match`` to get a 304 while nothing changed."""
-    results = await _results(request).results(key, alpha, method)
+    service = _results(request)
+    if segment is not None:
+        segments = await service.segments(key, segment, alpha, method)
+        return json_with_etag(request, segments.model_dump_json().encode(), cache_control=RESULTS_CACHE_CONTROL)
+    results = await service.results(key, alpha, method)
     return json_with_etag(request, results.model_dump_json().encode(), cache_control=RESULTS_CACHE_CONTROL)
 
 

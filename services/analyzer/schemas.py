@@ -218,3 +218,24 @@ class Timeseries(BaseModel):
     method: AnalysisMethod = Field(description="the plan's method; group_sequential points are read fixed-horizon")
     alpha: float
     points: list[TimeseriesPoint] = Field(description="one per snapshot of the current phase, oldest first")
+
+
+class SegmentOut(BaseModel):
+    value: str = Field(description="the dimension's value; (other) gathers the values beyond the largest ones")
+    variants: list[VariantOut]
+    srm: SrmOut
+    metrics: list[MetricResultsOut]
+
+
+class SegmentResults(BaseModel):
+    """``?segment=<dimension>``: the results within each value of the dimension, largest first."""
+
+    experiment: str
+    phase: int
+    dimension: str
+    alpha: float
+    method: AnalysisMethod = Field(description="group_sequential plans are read fixed-horizon within segments")
+    correction: PValueCorrection = Field(
+        description="adjusted_p_value is adjusted across every segment × metric × treatment of this answer"
+    )
+    segments: list[SegmentOut]

@@ -30,6 +30,7 @@ from services.analyzer.schemas import (
     LookOut,
     MetricResultsOut,
     MetricVariantOut,
+    SegmentResults,
     SrmOut,
     VariantOut,
 )
@@ -198,20 +199,12 @@ class ResultsService:
         plan says (or by ``method``), the sample-ratio check, and the call for each treatment when a goal metric
         is declared. A group-sequential plan is read at its latest recorded look; this request records the next
         look when due."""
-        experiment = await self._experiment(key)
-        if method is not None and method is not experiment.analysis.method:
-            experiment = _read_by(experiment, method)
+        experiment = await self.experiment_for_reading(key, method)
         alpha = experiment.analysis.alpha if alpha is None else alpha
         validate_alpha(alpha)
         totals = await self._stats.read(stats_scope(experiment.key, experiment.phase), experiment.variant_keys())
         users = [totals[v.key].users for v in experiment.variants]
-        srm_result = None
-        if any(count < 0 for count in users):
-            srm = SrmOut(p_value=None, statistic=None, dof=None, status=INVALID_DATA,
-                         reason="a variant's stored user count is negative")
-        else:
-            srm_result = srm_check(users, experiment.weights, self._srm_threshold)
-            srm = SrmOut.of(srm_result)
+        srm, srm_result = sample_ratio(experiment, users, self._srm_threshold)
         pairs = compare_cells(experiment, totals, alpha)
         looks: list[LookRecord] = []
         if experiment.analysis.method is AnalysisMethod.GROUP_SEQUENTIAL:
@@ -254,6 +247,22 @@ class ResultsService:
         # Another request recorded this look first: report its record, not ours.
         return await self._looks.read(scope)
 
+    async def experiment_for_reading(self, key: str, method: AnalysisMethod | None = None) -> Experiment:
+        """The stored experiment, as read by ``method`` when one is asked for (404 for an unknown key)."""
+        experiment = await self._experiment(key)
+        if method is not None and method is not experiment.analysis.method:
+            experiment = _read_by(experiment, method)
+        return experiment
+
+    async def segments(
+        self, key: str, dimension: str, alpha: float | None = None, method: AnalysisMethod | None = None
+    ) -> SegmentResults:
+        # Imported here: the segment module builds on this one's readers.
+        from services.analyzer.segments import segment_results
+
+        experiment = await self.experiment_for_reading(key, method)
+        return await segment_results(experiment, dimension, self._stats, alpha, self._srm_threshold)
+
     async def summaries(self) -> list[ExperimentSummary]:
         """Every experiment with its phase, users per variant, sample-ratio check and current calls."""
         summaries = []
@@ -291,3 +300,13 @@ async def load_experiment(registry: ExperimentRegistry, key: str) -> Experiment:
     if experiment is None:
         raise missing
     return experiment
+
+
+def sample_ratio(experiment: Experiment, users: list[int], threshold: float) -> tuple[SrmOut, SrmResult | None]:
+    """The sample-ratio check of ``users`` (per variant, in order) against the weights; no result for counts that
+    cannot be users."""
+    if any(count < 0 for count in users):
+        return SrmOut(p_value=None, statistic=None, dof=None, status=INVALID_DATA,
+                      reason="a variant's stored user count is negative"), None
+    result = srm_check(users, experiment.weights, threshold)
+    return SrmOut.of(result), result

@@ -21,7 +21,7 @@ from splitstream.errors import DependencyUnavailable, FieldError, NotFound
 from splitstream.evaluation import Catalog, Decision, Reason, exposure_event_id, sticky_field
 from splitstream.events import Exposure
 from splitstream.experiment import Experiment, ExperimentStatus
-from splitstream.targeting import Attributes
+from splitstream.targeting import Attributes, Scalar
 
 log = structlog.get_logger(__name__)
 
@@ -109,13 +109,14 @@ class AssignmentService:
         now_logged: dict[StickyKey, str] = {}
         to_log: list[Exposure] = []
         assignments = []
-        for decision in decisions:
+        for experiment, decision in zip(chosen, decisions, strict=True):
             if not decision.in_experiment:
                 assignments.append(Assignment(decision, exposure_logged=False, exposure=None))
                 continue
             key = wanted[decision.experiment]
             already_logged = decision.reason is Reason.STICKY and recorded[key].exposure_logged
-            exposure = None if already_logged else _exposure(decision, user_id, now)
+            segments = experiment.segment_attributes(attributes)
+            exposure = None if already_logged else _exposure(decision, user_id, now, segments)
             if decision.reason is Reason.HASHED:
                 first[key] = StickyValue(decision.variant, exposure_logged=log_exposure)
             elif log_exposure and not already_logged:
@@ -163,8 +164,9 @@ def _known(catalog: Catalog, keys: Sequence[str] | None, field: str) -> list[Exp
     return found
 
 
-def _exposure(decision: Decision, user_id: str, now: datetime) -> Exposure:
+def _exposure(decision: Decision, user_id: str, now: datetime, attributes: dict[str, Scalar]) -> Exposure:
     return Exposure(
         type="exposure", event_id=exposure_event_id(decision.experiment, decision.phase, user_id), user_id=user_id,
         timestamp=now, experiment=decision.experiment, variant=decision.variant, phase=decision.phase,
+        attributes=attributes,
     )

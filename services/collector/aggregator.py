@@ -60,6 +60,7 @@ class Aggregator:
             pending_ttl_seconds=settings.pending_ttl_seconds,
             pending_max_events=settings.pending_max_events,
             lateness_seconds=settings.lateness_seconds,
+            max_segment_values=settings.max_segment_values,
         )
         self._dead_letters = dead_letters
         self._poll_timeout_ms = poll_timeout_ms

@@ -7,6 +7,7 @@ from typing import Self
 from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from services.collector.adapters.fold import DEFAULT_MAX_SEGMENT_VALUES
 from splitstream.settings import CommonSettings
 
 _HOUR_SECONDS = 3600
@@ -39,6 +40,8 @@ class CollectorSettings(CommonSettings):
     """How long a user's recent events wait for an exposure that arrives after them; past ``lateness_seconds``
     they can never be attributed, so a longer wait only costs memory."""
     pending_max_events: int = Field(200, ge=1)
+    max_segment_values: int = Field(DEFAULT_MAX_SEGMENT_VALUES, ge=1, le=10_000)
+    """Distinct values kept per segment dimension and experiment; later values are counted as ``(other)``."""
     consumer_batch_max: int = Field(500, ge=1)
     consumer_metrics_host: str = "0.0.0.0"  # Prometheus scrapes it from another host or container
     consumer_metrics_port: int = Field(9102, ge=0, le=65535)

@@ -121,15 +121,19 @@ class SplitStream:
         now = self._now()
         return [self._evaluate(catalog, key, user_id, attributes or {}, now) for key in keys]
 
-    def expose(self, assignment: Assignment) -> bool:
+    def expose(self, assignment: Assignment, attributes: Attributes | None = None) -> bool:
         """Queue the exposure when the payload is shown: only for users in the experiment, once per (experiment,
-        phase, user) in this process. True when an exposure was queued."""
+        phase, user) in this process. Pass the user's ``attributes`` (those given to :meth:`assign`) so that the
+        experiment's segments see them. True when an exposure was queued."""
         if not assignment.in_experiment:
             return False
         event_id = exposure_event_id(assignment.experiment, assignment.phase, assignment.user_id)
+        catalog = self._config.catalog
+        definition = catalog.get(assignment.experiment) if catalog is not None else None
         exposure = Exposure(
             type="exposure", event_id=event_id, user_id=assignment.user_id, experiment=assignment.experiment,
             variant=assignment.variant, phase=assignment.phase, timestamp=self._clock(),
+            attributes=definition.segment_attributes(attributes or {}) if definition is not None else {},
         )
         with self._lock:
             if event_id in self._exposed:

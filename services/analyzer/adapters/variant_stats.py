@@ -20,6 +20,13 @@ class VariantTotals:
     users: int = 0
     values: Mapping[str, float] = field(default_factory=dict)
 
+    def __add__(self, other: VariantTotals) -> VariantTotals:
+        """Totals of two disjoint groups of users: every field is a sum over users."""
+        merged = dict(self.values)
+        for name, value in other.values.items():
+            merged[name] = merged.get(name, 0.0) + value
+        return VariantTotals(users=self.users + other.users, values=merged)
+
     def sum(self, metric: str) -> float:
         return self.values.get(sum_field(metric), 0.0)
 
@@ -45,6 +52,18 @@ class VariantStatsReader:
     def __init__(self, redis: Redis, keys: RedisKeys) -> None:
         self._redis = redis
         self._keys = keys
+
+    async def read_segments(
+        self, scope: str, dimension: str, variants: Sequence[str]
+    ) -> dict[str, dict[str, VariantTotals]]:
+        """Per value of one segment dimension, the variants' statistics among its users (one MULTI/EXEC)."""
+        values = sorted(_text(raw) for raw in await self._redis.smembers(self._keys.segment_values(scope, dimension)))
+        keys = [self._keys.segment_stats(scope, dimension, value, variant) for value in values for variant in variants]
+        async with self._redis.pipeline(transaction=True) as pipe:
+            for key in keys:
+                pipe.hgetall(key)
+            hashes = iter(zip(keys, await pipe.execute(), strict=True))
+        return {value: {variant: parse_totals(*next(hashes)) for variant in variants} for value in values}
 
     async def read(self, experiment: str, variants: Sequence[str]) -> dict[str, VariantTotals]:
         """All variants in one MULTI/EXEC, so the arms come from the same instant of the aggregation."""

@@ -11,10 +11,17 @@
 -- whichever arrives first. An event that arrives before the exposure waits in the user's pending list (with its
 -- arrival time) and is replayed when the exposure arrives only if event_arrived >= exposure_arrived - lateness.
 --
--- ARGV: prefix, dedup_ttl, pending_ttl, pending_max, lateness_ms, poison_count, then 7 fields per event, in record
--- order (arrived_ms: when the event reached the platform, epoch ms):
---   exposure: "exposure", event_id, user_id, stats scope (experiment and phase), variant, ts_ms, arrived_ms
---   event:    "event",    event_id, user_id, name, value ("" when absent), ts_ms, arrived_ms
+-- Segments: for each dimension the definition lists in "segments", the first exposure's attribute value (text,
+-- "(none)" when absent, at most 64 characters) puts the user in that value's segment; a dimension keeps at most
+-- max_segment_values values, later ones fold into "(other)". Each segment has the variant hashes of the main
+-- statistics ({p}:exp:{scope}:seg:{dim}:{value}:v:{variant}), updated together with them; the values of a
+-- dimension are the set {p}:exp:{scope}:segvals:{dim}.
+--
+-- ARGV: prefix, dedup_ttl, pending_ttl, pending_max, lateness_ms, poison_count, max_segment_values, then 8 fields
+-- per event, in record order (arrived_ms: when the event reached the platform, epoch ms):
+--   exposure: "exposure", event_id, user_id, stats scope (experiment and phase), variant, ts_ms, arrived_ms,
+--             attributes (a JSON object, "" when none)
+--   event:    "event",    event_id, user_id, name, value ("" when absent), ts_ms, arrived_ms, ""
 -- Values travel as strings formatted by Python (shortest round-trip repr) so no precision is lost on the way in.
 --
 -- A Redis script is not rolled back when a command fails half-way, so every write below is guarded so that it
@@ -28,8 +35,11 @@ local pending_ttl = tonumber(ARGV[3])
 local pending_max = tonumber(ARGV[4])
 local lateness_ms = tonumber(ARGV[5])
 local poison = tonumber(ARGV[6])
-local FIRST_EVENT = 7
-local FIELDS_PER_EVENT = 7
+local max_segment_values = tonumber(ARGV[7])
+local FIRST_EVENT = 8
+local FIELDS_PER_EVENT = 8
+local OTHER_VALUES = '(other)'
+local NO_VALUE = '(none)'
 local MS_PER_HOUR = 3600000
 
 local applied, duplicates, orphans, overflow = 0, 0, 0, 0
@@ -43,6 +53,10 @@ local function pending_key(user) return prefix .. ':user:' .. user .. ':pending'
 local function seen_key(event_id) return prefix .. ':seen:' .. event_id end
 local function event_metrics_key(name) return prefix .. ':event-metrics:' .. name end
 local function stats_key(counter) return prefix .. ':stats:' .. counter end
+local function segment_key(scope, dimension, value, variant)
+  return prefix .. ':exp:' .. scope .. ':seg:' .. dimension .. ':' .. value .. ':v:' .. variant
+end
+local function segment_values_key(scope, dimension) return prefix .. ':exp:' .. scope .. ':segvals:' .. dimension end
 
 local function finite(x)
   return x == x and x ~= math.huge and x ~= -math.huge
@@ -103,6 +117,71 @@ local function metric_numbers(field)
   end
 end
 
+-- The dimensions the experiment keeps segments by (strings only).
+local dimension_lists = {}
+local function dimensions_of(experiment)
+  local cached = dimension_lists[experiment]
+  if cached == nil then
+    cached = {}
+    local definition = definition_of(experiment)
+    if definition and type(definition.segments) == 'table' then
+      for _, dimension in ipairs(definition.segments) do
+        if type(dimension) == 'string' then table.insert(cached, dimension) end
+      end
+    end
+    dimension_lists[experiment] = cached
+  end
+  return cached
+end
+
+-- The hashes one update of an exposed user goes to: the variant's, and the variant's in each of the user's segments.
+local function stats_targets(experiment, user_hash, variant)
+  local targets = {variant_key(experiment, variant)}
+  local dimensions = dimensions_of(experiment)
+  if #dimensions > 0 then
+    local fields = {}
+    for index, dimension in ipairs(dimensions) do fields[index] = 's:' .. dimension end
+    local values = redis.call('HMGET', user_hash, unpack(fields))
+    for index, dimension in ipairs(dimensions) do
+      if values[index] then table.insert(targets, segment_key(experiment, dimension, values[index], variant)) end
+    end
+  end
+  return targets
+end
+
+-- Puts a newly exposed user in a segment of each dimension, from the exposure's attributes.
+local function enter_segments(experiment, user_hash, variant, attributes_json)
+  local dimensions = dimensions_of(experiment)
+  if #dimensions == 0 then return end
+  local attributes = {}
+  if attributes_json ~= '' then
+    local ok, decoded = pcall(cjson.decode, attributes_json)
+    if ok and type(decoded) == 'table' then attributes = decoded end
+  end
+  for _, dimension in ipairs(dimensions) do
+    local raw = attributes[dimension]
+    local value = NO_VALUE
+    if type(raw) == 'string' and raw ~= '' then
+      value = string.sub(raw, 1, 64)
+    elseif type(raw) == 'number' then
+      if raw == math.floor(raw) and math.abs(raw) < 1e15 then
+        value = string.format('%d', raw)
+      else
+        value = string.format('%.15g', raw)
+      end
+    elseif type(raw) == 'boolean' then
+      value = tostring(raw)
+    end
+    local values = segment_values_key(experiment, dimension)
+    if redis.call('SISMEMBER', values, value) == 0 then
+      if redis.call('SCARD', values) >= max_segment_values then value = OTHER_VALUES end
+      redis.call('SADD', values, value)
+    end
+    redis.call('HSET', user_hash, 's:' .. dimension, value)
+    redis.call('HINCRBY', segment_key(experiment, dimension, value, variant), 'users', 1)
+  end
+end
+
 local caps_of = metric_numbers('cap')
 local window_hours_of = metric_numbers('conversion_window_hours')
 
@@ -142,8 +221,10 @@ local function fold(experiment, user_hash, variant, metric, metric_type, value)
   local sum_field, sumsq_field = metric .. ':sum', metric .. ':sumsq'
   if metric_type == 'binomial' then
     if redis.call('HSETNX', user_hash, total_field, 1) == 1 then
-      redis.call('HINCRBYFLOAT', stats, sum_field, 1)
-      redis.call('HINCRBYFLOAT', stats, sumsq_field, 1)
+      for _, target in ipairs(stats_targets(experiment, user_hash, variant)) do
+        redis.call('HINCRBYFLOAT', target, sum_field, 1)
+        redis.call('HINCRBYFLOAT', target, sumsq_field, 1)
+      end
     end
   elseif metric_type == 'mean' then
     local v = 1
@@ -166,8 +247,10 @@ local function fold(experiment, user_hash, variant, metric, metric_type, value)
       return
     end
     redis.call('HSET', user_hash, total_field, new)
-    redis.call('HINCRBYFLOAT', stats, sum_field, sum_delta)
-    redis.call('HINCRBYFLOAT', stats, sumsq_field, square_delta)
+    for _, target in ipairs(stats_targets(experiment, user_hash, variant)) do
+      redis.call('HINCRBYFLOAT', target, sum_field, sum_delta)
+      redis.call('HINCRBYFLOAT', target, sumsq_field, square_delta)
+    end
   end
 end
 
@@ -189,7 +272,7 @@ local function replay_pending(experiment, user, user_hash, variant, exposed_at, 
   end
 end
 
-local function apply_exposure(user, experiment, variant, ts, arrived)
+local function apply_exposure(user, experiment, variant, ts, arrived, attributes_json)
   local variants = variants_of(experiment)
   if not variants or not variants[variant] then
     orphans = orphans + 1
@@ -201,6 +284,7 @@ local function apply_exposure(user, experiment, variant, ts, arrived)
   end
   redis.call('HSET', user_hash, 'variant', variant, 'ts', ts)
   redis.call('HINCRBY', variant_key(experiment, variant), 'users', 1)
+  enter_segments(experiment, user_hash, variant, attributes_json)
   replay_pending(experiment, user, user_hash, variant, tonumber(ts), tonumber(arrived))
 end
 
@@ -222,13 +306,13 @@ end
 
 for i = FIRST_EVENT, #ARGV, FIELDS_PER_EVENT do
   local kind, event_id, user = ARGV[i], ARGV[i + 1], ARGV[i + 2]
-  local a, b, ts, arrived = ARGV[i + 3], ARGV[i + 4], ARGV[i + 5], ARGV[i + 6]
+  local a, b, ts, arrived, attributes = ARGV[i + 3], ARGV[i + 4], ARGV[i + 5], ARGV[i + 6], ARGV[i + 7]
   if not redis.call('SET', seen_key(event_id), '1', 'NX', 'EX', dedup_ttl) then
     duplicates = duplicates + 1
   else
     applied = applied + 1
     if kind == 'exposure' then
-      apply_exposure(user, a, b, ts, arrived)
+      apply_exposure(user, a, b, ts, arrived, attributes)
     else
       apply_track_event(user, a, b, ts, arrived)
     end

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from importlib.resources import files
 from typing import Final
 
+import orjson
 from redis.asyncio import Redis
 
 from services.collector.decoding import arrival_ms
@@ -41,42 +42,51 @@ class FoldOutcome:
     poison: int
 
 
+DEFAULT_MAX_SEGMENT_VALUES: Final = 100
+
+
 def script_header(
     prefix: str, *, dedup_ttl_seconds: int, pending_ttl_seconds: int, pending_max_events: int, lateness_seconds: int,
-    poison: int,
+    poison: int, max_segment_values: int = DEFAULT_MAX_SEGMENT_VALUES,
 ) -> list[str]:
     """The ARGV fields ``fold.lua`` reads before the events; the lateness bound travels in milliseconds, the unit of
     the arrival times it is compared with."""
     return [
         prefix, str(dedup_ttl_seconds), str(pending_ttl_seconds), str(pending_max_events),
-        str(lateness_seconds * 1000), str(poison),
+        str(lateness_seconds * 1000), str(poison), str(max_segment_values),
     ]
 
 
 def script_fields(
     event: Exposure | TrackEvent, arrived_ms: int | None = None
-) -> tuple[str, str, str, str, str, str, str]:
-    """The seven ARGV fields ``fold.lua`` reads per event, ``arrived_ms`` its arrival time (epoch milliseconds;
+) -> tuple[str, str, str, str, str, str, str, str]:
+    """The eight ARGV fields ``fold.lua`` reads per event, ``arrived_ms`` its arrival time (epoch milliseconds;
     by default its ``received_at``, else now); ``repr`` keeps a float's every digit."""
     if arrived_ms is None:
         arrived_ms = arrival_ms(event, -1, time.time_ns() // 1_000_000)
+    attributes = ""
     if isinstance(event, Exposure):
         second, third = stats_scope(event.experiment, event.phase), event.variant
+        if event.attributes:
+            attributes = orjson.dumps(event.attributes).decode()
     else:
         second, third = event.name, "" if event.value is None else repr(event.value)
-    return event.type, event.event_id, event.user_id, second, third, str(event.timestamp_ms), str(arrived_ms)
+    return (
+        event.type, event.event_id, event.user_id, second, third, str(event.timestamp_ms), str(arrived_ms), attributes,
+    )
 
 
 class StatisticsFolder:
     def __init__(
         self, redis: Redis, keys: RedisKeys, *, dedup_ttl_seconds: int, pending_ttl_seconds: int,
-        pending_max_events: int, lateness_seconds: int,
+        pending_max_events: int, lateness_seconds: int, max_segment_values: int = DEFAULT_MAX_SEGMENT_VALUES,
     ) -> None:
         self._script = redis.register_script(FOLD_SCRIPT)
         self._prefix = keys.prefix
         self._limits = {
             "dedup_ttl_seconds": dedup_ttl_seconds, "pending_ttl_seconds": pending_ttl_seconds,
             "pending_max_events": pending_max_events, "lateness_seconds": lateness_seconds,
+            "max_segment_values": max_segment_values,
         }
 
     async def apply(

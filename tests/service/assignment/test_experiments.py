@@ -29,7 +29,8 @@ async def test_create_stores_a_draft_salted_by_its_key(client: httpx.AsyncClient
     created = answer.json()
     assert set(created) == {
         "key", "name", "hypothesis", "kind", "variants", "coverage", "unit", "targeting", "layer", "holdouts",
-        "forced", "ramp", "metrics", "analysis", "status", "salt", "hash_version", "phase", "version", "created_at",
+        "forced", "ramp", "metrics", "analysis", "segments", "status", "salt", "hash_version", "phase", "version",
+        "created_at",
         "updated_at", "started_at", "phase_started_at", "shipped_variant", "layer_ranges",
     }
     assert created["key"] == key

@@ -288,3 +288,20 @@ async def test_the_hot_path_is_described_in_openapi_and_takes_a_query_key(
     assert (read_by_query.status_code, read_by_query.json()["error"]["code"]) == (401, "unauthorized")
     metrics = (await client.get("/metrics")).text
     assert 'route="/v1/assign"' in metrics
+
+
+async def test_an_exposure_carries_the_attributes_its_experiment_keeps_segments_by(
+    client: httpx.AsyncClient, settings: AssignmentSettings, unique: str
+) -> None:
+    key = f"exp-{unique}"
+    await _define(client, {**spec(key), "segments": ["channel", "is_new"]})
+    await _assign(client, "user-1", experiments=[key],
+                  attributes={"channel": "mini_program", "is_new": True, "country": "CN", "tier": None})
+
+    [record] = await read_topic(settings)
+    exposure = decode(record.value)
+    assert isinstance(exposure, Exposure)
+    assert exposure.attributes == {"channel": "mini_program", "is_new": True}
+    duplicated = await client.post("/v1/experiments", json={**spec(f"dup-{unique}"), "segments": ["a", "a"]},
+                                   headers=auth("admin"))
+    assert [f["field"] for f in duplicated.json()["error"]["fields"]] == ["body.segments"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from datetime import UTC, datetime, timedelta
 
+import orjson
 import pytest
 
 from services.collector.adapters.fold import script_fields, script_header
@@ -16,9 +17,9 @@ AT = datetime(2024, 5, 1, 12, 0, 0, 123000, tzinfo=UTC)
 
 def test_the_header_carries_the_limits_and_the_lateness_bound_in_milliseconds() -> None:
     header = script_header("pfx", dedup_ttl_seconds=604800, pending_ttl_seconds=7200, pending_max_events=200,
-                           lateness_seconds=3600, poison=2)
+                           lateness_seconds=3600, poison=2, max_segment_values=20)
 
-    assert header == ["pfx", "604800", "7200", "200", "3600000", "2"]
+    assert header == ["pfx", "604800", "7200", "200", "3600000", "2", "20"]
 
 
 def test_an_exposure_carries_its_experiment_variant_and_epoch_milliseconds() -> None:
@@ -26,7 +27,17 @@ def test_an_exposure_carries_its_experiment_variant_and_epoch_milliseconds() -> 
 
     fields = script_fields(event, 1714564801000)
 
-    assert fields == ("exposure", "e1", "u:1", "exp", "b", "1714564800123", "1714564801000")
+    assert fields == ("exposure", "e1", "u:1", "exp", "b", "1714564800123", "1714564801000", "")
+
+
+def test_an_exposure_names_its_phase_scope_and_carries_its_attributes_as_json() -> None:
+    event = Exposure(type="exposure", event_id="e1", user_id="u1", experiment="exp", variant="b", timestamp=AT,
+                     phase=3, attributes={"channel": "mini_program", "is_new": True, "tier": 2})
+
+    fields = script_fields(event, 1714564801000)
+
+    assert fields[3] == "exp~3"
+    assert orjson.loads(fields[7]) == {"channel": "mini_program", "is_new": True, "tier": 2}
 
 
 def test_without_an_arrival_time_an_event_arrives_at_its_received_at() -> None:
@@ -45,7 +56,7 @@ def test_an_event_value_keeps_every_digit(value: float | None, text: str) -> Non
 
     fields = script_fields(event, 1714564800999)
 
-    assert fields == ("event", "e1", "u1", "buy", text, "1714564800123", "1714564800999")
+    assert fields == ("event", "e1", "u1", "buy", text, "1714564800123", "1714564800999", "")
     assert value is None or float(fields[4]) == value
 
 
@@ -66,3 +77,4 @@ def test_consumer_settings_default_to_the_documented_values_and_read_the_collect
     assert settings.dedup_ttl_seconds == 7 * 86400
     assert settings.lateness_seconds == settings.pending_ttl_seconds == 3600
     assert settings.pending_max_events == 200
+    assert settings.max_segment_values == 100

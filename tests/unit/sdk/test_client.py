@@ -204,7 +204,21 @@ def test_an_exposure_is_queued_once_in_the_collector_shape() -> None:
         "variant": assignment.variant,
         "phase": 1,
         "timestamp": "2026-11-23T15:00:00Z",
+        "attributes": {},
     }]
+
+
+def test_an_exposure_carries_the_attributes_the_experiment_keeps_segments_by() -> None:
+    services = FakeServices(CatalogDocument(experiments=[
+        experiment("segmented", ["control", "treatment"], segments=["channel", "is_new"]),
+    ]))
+    client = client_for(services)
+    attributes: Attributes = {"channel": "mini_program", "is_new": True, "country": "CN"}
+    assignment = client.assign("u1", attributes, experiment="segmented")
+
+    assert client.expose(assignment, attributes) is True
+    assert client.flush() is True
+    assert services.events[0]["attributes"] == {"channel": "mini_program", "is_new": True}
 
 
 def test_an_exposure_by_another_unit_carries_the_users_id() -> None:
