@@ -1,5 +1,7 @@
 """A simulated content test driven through the real HTTP APIs: two title variants, a true +10% relative lift in
-click-through. The simulator only sends traffic; every number in the readout comes from the analyzer."""
+click-through for every kind of user. Users come from the app, the web or the mini-program, new or returning; the
+experiment keeps segments by both. The simulator only sends traffic; every number in the readout comes from the
+analyzer."""
 
 from __future__ import annotations
 
@@ -19,6 +21,9 @@ from devstack.config import StackConfig
 TRUE_RELATIVE_LIFT = 0.10
 CONTROL_CLICK_RATE = 0.10
 MEAN_READING_MINUTES = 3.0
+CHANNELS = (("app", 0.5), ("web", 0.3), ("mini_program", 0.2))
+NEW_USER_SHARE = 0.35
+SEGMENTS = ("channel", "is_new")
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +56,7 @@ async def _create_experiment(client: httpx.AsyncClient, base: str, admin: str, k
         ],
         # A demo runs for a minute, so the usual week-long minimum runtime is waived to show the call.
         "analysis": {"min_days": 0, "min_users_per_variant": 5000},
+        "segments": list(SEGMENTS),
     }
     (await client.post(f"{base}/v1/experiments", json=spec, headers=_bearer(admin))).raise_for_status()
     (await client.post(f"{base}/v1/experiments/{key}/start", headers=_bearer(admin))).raise_for_status()
@@ -62,14 +68,21 @@ async def _assign_all(client: httpx.AsyncClient, base: str, ingest: str, key: st
 
     async def assign(user_id: str) -> None:
         async with gate:
-            answer = await client.get(
-                f"{base}/v1/assign", params={"experiment": key, "user_id": user_id}, headers=_bearer(ingest)
-            )
+            body = {"user_id": user_id, "attributes": attributes_of(user_id, plan.seed), "experiments": [key]}
+            answer = await client.post(f"{base}/v1/assign", json=body, headers=_bearer(ingest))
             answer.raise_for_status()
-            variants[user_id] = answer.json()["variant"]
+            [assignment] = answer.json()["assignments"]
+            variants[user_id] = assignment["variant"]
 
     await asyncio.gather(*(assign(f"user-{i:06d}") for i in range(plan.users)))
     return variants
+
+
+def attributes_of(user_id: str, seed: int) -> dict[str, str | bool]:
+    """Where the user comes from and whether they are new: fixed per user and seed."""
+    rng = random.Random(f"{seed}:{user_id}:attributes")
+    channel = rng.choices([name for name, _ in CHANNELS], weights=[share for _, share in CHANNELS])[0]
+    return {"channel": channel, "is_new": rng.random() < NEW_USER_SHARE}
 
 
 def _behaviour(variants: dict[str, str], key: str, plan: DemoPlan) -> list[dict[str, Any]]:
@@ -151,6 +164,24 @@ def print_readout(console: Console, results: dict[str, Any]) -> bool:
     return covered
 
 
+def print_segments(console: Console, segmented: dict[str, Any], metric: str) -> None:
+    """One line per segment value: users per variant and the metric's lift, with p-values adjusted across the
+    whole table."""
+    table = Table(title=f"{metric} by {segmented['dimension']}")
+    for column in ("segment", "users", "lift vs control", "95% CI", "adjusted p", "sample ratio"):
+        table.add_column(column, justify="right")
+    for segment in segmented["segments"]:
+        [reading] = [m for m in segment["metrics"] if m["key"] == metric]
+        [comparison] = reading["comparisons"]
+        p_value = comparison["adjusted_p_value"]
+        table.add_row(
+            segment["value"], " / ".join(str(v["users"]) for v in segment["variants"]), _percent(comparison["effect"]),
+            f"[{_percent(comparison['ci_lower'])}, {_percent(comparison['ci_upper'])}]",
+            "n/a" if p_value is None else f"{p_value:.4g}", segment["srm"]["status"],
+        )
+    console.print(table)
+
+
 def run(config: StackConfig, keys: dict[str, str], plan: DemoPlan, console: Console) -> bool:
     return asyncio.run(_run(config, keys, plan, console))
 
@@ -174,7 +205,16 @@ async def _run(config: StackConfig, keys: dict[str, str], plan: DemoPlan, consol
         results = await _await_results(client, config.service_url("analyzer"), read, key, len(variants), clicks)
         console.print(f"the consumer folded everything into Redis; analyzer caught up {time.monotonic() - began:.1f}s"
                       " after the last event was accepted")
+        analyzer = config.service_url("analyzer")
+        segmented = []
+        for dimension in SEGMENTS:
+            answer = await client.get(f"{analyzer}/v1/experiments/{key}/results", params={"segment": dimension},
+                                      headers=_bearer(read))
+            answer.raise_for_status()
+            segmented.append(answer.json())
     covered = print_readout(console, results)
+    for table in segmented:
+        print_segments(console, table, "click_through")
     verdict = "inside" if covered else "OUTSIDE"
     console.print(f"\nSimulated truth: click-through lift {TRUE_RELATIVE_LIFT:+.0%} — {verdict} the analyzer's 95% CI.")
     return covered

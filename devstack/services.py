@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sys
 import time
@@ -56,16 +57,36 @@ def _argv(config: StackConfig, spec: ServiceSpec) -> list[str]:
     ]
 
 
+CODE_ROOTS = ("splitstream", "services")
+
+
+def code_fingerprint() -> str:
+    """A digest of the services' code, so that `up` after a change restarts them rather than keep the old code."""
+    digest = hashlib.blake2b(digest_size=8)
+    for root in CODE_ROOTS:
+        for path in sorted((PROJECT_ROOT / root).rglob("*")):
+            if path.suffix in {".py", ".lua"}:
+                digest.update(str(path.relative_to(PROJECT_ROOT)).encode())
+                digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
 def start_all(config: StackConfig, env: dict[str, str], timeout: float = 60.0) -> list[str]:
     lines = []
     started: list[tuple[ServiceSpec, ManagedProcess]] = []
+    fingerprint_file = config.run_dir / "services.code"
+    fingerprint = code_fingerprint()
+    stale = fingerprint_file.exists() and fingerprint_file.read_text(encoding="utf-8") != fingerprint
     for spec in SERVICES:
         process = process_of(config, spec)
+        if process.pid() is not None and stale:
+            lines.append(f"{spec.name}: the code changed since it started; {process.stop(timeout=20)}")
         if process.pid() is not None:
             lines.append(f"{spec.name}: already running (pid {process.pid()})")
             continue
         process.start(_argv(config, spec), env=env, cwd=PROJECT_ROOT)
         started.append((spec, process))
+    fingerprint_file.write_text(fingerprint, encoding="utf-8")
     for spec, process in started:
         _wait_ready(config, spec, process, timeout)
         where = f" on {config.service_url(spec.name)}" if spec.http else ""
