@@ -9,12 +9,14 @@ from contextlib import asynccontextmanager
 from functools import partial
 from typing import TypedDict
 
+import httpx
 from fastapi import FastAPI, Request
 from redis.asyncio import Redis
 
 from services.analyzer.adapters.looks import LookLog
 from services.analyzer.adapters.snapshots import SnapshotLog
 from services.analyzer.adapters.variant_stats import VariantStatsReader
+from services.analyzer.alerts import AlertWatcher
 from services.analyzer.config import AnalyzerSettings
 from services.analyzer.gauges import GaugeRefresher
 from services.analyzer.routes import router
@@ -53,6 +55,15 @@ async def lifespan(app: FastAPI) -> AsyncIterator[AnalyzerState]:
         background.append(
             asyncio.create_task(timeseries.run(settings.snapshot_interval_seconds), name="analyzer-snapshots")
         )
+    http = httpx.AsyncClient(timeout=10)
+    if settings.alert_webhook_url:
+        assert settings.admin_key is not None  # ApiKeys.from_settings refused the app without it
+        watcher = AlertWatcher(
+            registry, results, redis, settings.redis_keys, http, webhook_url=settings.alert_webhook_url,
+            stop_on_harm=settings.stop_on_guardrail_harm, assignment_url=settings.assignment_url,
+            admin_key=settings.admin_key.get_secret_value(),
+        )
+        background.append(asyncio.create_task(watcher.run(settings.alert_interval_seconds), name="analyzer-alerts"))
     try:
         yield {"redis": redis, "registry": registry, "results": results, "gauges": gauges, "timeseries": timeseries}
     finally:
@@ -61,6 +72,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[AnalyzerState]:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         gauges.forget()
+        await http.aclose()
         await redis.aclose()
 
 

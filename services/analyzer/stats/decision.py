@@ -78,12 +78,18 @@ def _describe(reading: MetricReading) -> str:
     return f"{reading.key}: {c.effect:+.2%} [{c.ci_lower:+.2%}, {c.ci_upper:+.2%}]"
 
 
+def harmed(effect: float, ci_upper_good: float, margin: float) -> bool:
+    """Oriented so that positive is good: the interval lies wholly on the harmful side and the estimate is past the
+    tolerated ``margin``."""
+    return ci_upper_good < 0 and effect < -margin
+
+
 def _guardrail_harm(reading: MetricReading) -> str | None:
     signed = _signed(reading)
     if signed is None:
         return None
     estimate, _, upper = signed
-    if upper < 0 and estimate < -reading.margin:
+    if harmed(estimate, upper, reading.margin):
         return f"guardrail {_describe(reading)} is harmed beyond its {reading.margin:.2%} margin"
     return None
 
