@@ -19,7 +19,7 @@ def keys_file(config: StackConfig) -> Path:
     return config.run_dir / "api-keys.env"
 
 
-def _read(path: Path) -> dict[str, str]:
+def read_keys_file(path: Path) -> dict[str, str]:
     values: dict[str, str] = {}
     if path.exists():
         for line in path.read_text().splitlines():
@@ -32,7 +32,7 @@ def _read(path: Path) -> dict[str, str]:
 def load_or_create(config: StackConfig) -> dict[str, str]:
     """Map of env variable -> key. Environment wins; missing keys are generated and written (mode 0600)."""
     path = keys_file(config)
-    stored = _read(path)
+    stored = read_keys_file(path)
     keys: dict[str, str] = {}
     for scope, variable in KEY_VARIABLES.items():
         keys[variable] = os.environ.get(variable) or stored.get(variable) or f"ss_{scope}_{secrets.token_urlsafe(24)}"

@@ -12,17 +12,21 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from devstack import api_keys, stack
 from devstack import demo as demo_module
-from devstack import stack
 from devstack.config import PROJECT_ROOT, StackConfig, dev_config, test_config
 from devstack.errors import StackError
 from devstack.kafka import broker_process
 from devstack.redis_server import server_process
 from devstack.services import SERVICES, process_of
+from splitstream.cli import commands as cli_commands
 from splitstream.eventlog import ensure_topics
 from splitstream.settings import CommonSettings
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Run SplitStream's local stack.")
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, callback=cli_commands.configure,
+    help="Run SplitStream's local stack, and manage and read experiments on it.",
+)
 # Wide enough for the readout's tables when the output is a file or a CI log rather than a terminal.
 console = Console(width=None if sys.stdout.isatty() else 120)
 
@@ -144,5 +148,25 @@ def topics(
         _say(f"topic {topic}: {'created' if new else 'exists'}")
 
 
+# The client commands, listed after the stack's own.
+app.add_typer(cli_commands.experiments_app, name="experiments")
+app.command("results")(cli_commands.results_command)
+app.command("power")(cli_commands.power_command)
+
+
+def _dev_stack_keys() -> dict[str, str]:
+    """The keys `make up` generated. Only read: a generated key would match no running service."""
+    return api_keys.read_keys_file(api_keys.keys_file(dev_config()))
+
+
+def client_setup() -> cli_commands.CliSetup:
+    """The client commands aim at the dev stack and use its keys when SPLITSTREAM_*_KEY are unset."""
+    dev = dev_config()
+    return cli_commands.CliSetup(
+        fallback_keys=_dev_stack_keys, assignment_url=dev.service_url("assignment"),
+        analyzer_url=dev.service_url("analyzer"),
+    )
+
+
 def main() -> None:
-    app()
+    app(obj=client_setup())
