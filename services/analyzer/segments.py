@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from services.analyzer.adapters.variant_stats import VariantStatsReader, VariantTotals
+from services.analyzer.cells import compare_cells, metric_results, read_cells, sample_ratio
 from services.analyzer.reading import adjust_family
 from services.analyzer.schemas import SegmentOut, SegmentResults, VariantOut
-from services.analyzer.service import compare_cells, metric_results, read_cells, sample_ratio
 from services.analyzer.stats import validate_alpha
 from splitstream.errors import FieldError, InvalidRequest
 from splitstream.experiment import AnalysisMethod, AnalysisPlan, Experiment, PValueCorrection

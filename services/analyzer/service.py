@@ -2,185 +2,43 @@
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from pydantic import TypeAdapter, ValidationError
 
 from services.analyzer.adapters.looks import LookLog
-from services.analyzer.adapters.variant_stats import VariantStatsReader, VariantTotals
+from services.analyzer.adapters.variant_stats import VariantStatsReader
+from services.analyzer.cells import (
+    Pair,
+    compare_cells,
+    decisions,
+    metric_results,
+    read_cells,
+    sample_ratio,
+)
 from services.analyzer.looks import (
     Cell,
     LookRecord,
     build_look,
     due_threshold,
     goal_rejected,
-    read_at_latest_look,
-    waiting_reading,
 )
-from services.analyzer.reading import Reading, adjusted_p_values, decide_variant, read_pair
 from services.analyzer.schemas import (
-    ComparisonOut,
-    DecisionOut,
-    EffectOut,
     ExperimentResults,
     ExperimentSummary,
     LookOut,
-    MetricResultsOut,
-    MetricVariantOut,
     SegmentResults,
-    SrmOut,
     VariantOut,
 )
-from services.analyzer.stats import Arm, SrmResult, TreatmentComparison, srm_check, validate_alpha
-from services.analyzer.stats.batch import compare_batch
+from services.analyzer.segments import segment_results
+from services.analyzer.stats import validate_alpha
 from splitstream.errors import FieldError, InvalidRequest, NotFound
-from splitstream.experiment import AnalysisMethod, Experiment, Key, Metric, MetricType
+from splitstream.experiment import AnalysisMethod, Experiment, Key
 from splitstream.keys import stats_scope
 from splitstream.registry import ExperimentRegistry
-from splitstream.statistics import Proportion, SampleMoments
 
 _KEY = TypeAdapter(Key)
-INVALID_DATA = "invalid_data"
-
-
-def arm_of(metric: Metric, totals: VariantTotals) -> Arm | str:
-    """The metric's sufficient statistic in one variant, or why the stored numbers cannot be one."""
-    total, squares = totals.sum(metric.key), totals.sum_squares(metric.key)
-    if not (math.isfinite(total) and math.isfinite(squares)):
-        return f"the stored sums of {metric.key!r} are not finite"
-    if -1e-9 * (1.0 + abs(squares) + total * total) < squares < 0:
-        # Σy² is folded as a running sum of new² − old² deltas, which can round a hair below zero.
-        squares = 0.0
-    try:
-        if metric.type is MetricType.BINOMIAL:
-            return Proportion(n=totals.users, conversions=int(total))
-        return SampleMoments(n=totals.users, sum=total, sum_squares=squares)
-    except ValueError as error:
-        return f"the stored statistics are inconsistent: {error}"
-
-
-def _variant_summary(key: str, totals: VariantTotals, metric: Metric, arm: Arm | str) -> MetricVariantOut:
-    if isinstance(arm, str):
-        return MetricVariantOut(key=key, n=totals.users, sum=totals.sum(metric.key), mean=None, variance=None)
-    total = float(arm.conversions) if isinstance(arm, Proportion) else arm.sum
-    return MetricVariantOut(key=key, n=arm.n, sum=total, mean=arm.mean, variance=arm.variance)
-
-
-def _invalid(variant: str, baseline: str, reason: str) -> ComparisonOut:
-    nothing = EffectOut(
-        effect=None, ci_lower=None, ci_upper=None, p_value=None, std_error=None, statistic=None, dof=None,
-        method="welch_t", status=INVALID_DATA, reason=reason,
-    )
-    return ComparisonOut(variant=variant, baseline=baseline, absolute=nothing, **nothing.model_dump())
-
-
-@dataclass(frozen=True, slots=True)
-class _Pair:
-    control: Arm
-    treatment: Arm
-    fixed: TreatmentComparison
-
-
-@dataclass(frozen=True, slots=True)
-class _CellReading:
-    reading: Reading
-    fixed: TreatmentComparison
-    adjusted_p_value: float | None
-
-
-def metric_results(
-    experiment: Experiment, metric: Metric, totals: dict[str, VariantTotals], cells: dict[Cell, _CellReading]
-) -> MetricResultsOut:
-    keys = experiment.variant_keys()
-    arms = {key: arm_of(metric, totals[key]) for key in keys}
-    control_key = keys[0]
-    comparisons = []
-    for key in keys[1:]:
-        cell = cells.get((metric.key, key))
-        if cell is None:
-            broken = control_key if isinstance(arms[control_key], str) else key
-            comparisons.append(_invalid(key, control_key, f"variant {broken!r}: {arms[broken]}"))
-            continue
-        reading = cell.reading
-        look = reading.group_sequential
-        comparisons.append(ComparisonOut.of_pair(
-            key, control_key, reading.relative, reading.absolute, adjusted_p_value=cell.adjusted_p_value,
-            chance_to_win=reading.chance_to_win, risk_control=reading.risk_control,
-            risk_treatment=reading.risk_treatment,
-            look=None if look is None else look.look,
-            information_fraction=None if look is None else look.information_fraction,
-            boundary=None if look is None else look.boundary,
-            alpha_spent=None if look is None else look.alpha_spent,
-            reject=None if look is None else look.reject,
-        ))
-    return MetricResultsOut(
-        key=metric.key,
-        type=metric.type,
-        event=metric.event,
-        role=metric.role,
-        variants=[_variant_summary(key, totals[key], metric, arms[key]) for key in keys],
-        comparisons=comparisons,
-    )
-
-
-def compare_cells(experiment: Experiment, totals: dict[str, VariantTotals], alpha: float) -> dict[Cell, _Pair]:
-    """The fixed-horizon comparison of every metric × treatment whose statistics are consistent, in one vectorised
-    pass (degenerate pairs fall back to the scalar engine)."""
-    keys = experiment.variant_keys()
-    cells: list[Cell] = []
-    pairs: list[tuple[Arm, Arm]] = []
-    for metric in experiment.metrics:
-        control = arm_of(metric, totals[keys[0]])
-        for key in keys[1:]:
-            treatment = arm_of(metric, totals[key])
-            if not isinstance(control, str) and not isinstance(treatment, str):
-                cells.append((metric.key, key))
-                pairs.append((control, treatment))
-    fixed = compare_batch(pairs, alpha)
-    return {cell: _Pair(c, t, f) for cell, (c, t), f in zip(cells, pairs, fixed, strict=True)}
-
-
-def read_cells(
-    experiment: Experiment, pairs: dict[Cell, _Pair], alpha: float, looks: Sequence[LookRecord] = (),
-    smallest_variant_users: int = 0,
-) -> dict[Cell, _CellReading]:
-    """Every compared cell read by the plan's method (group sequential: at the latest of ``looks``), with p-values
-    adjusted as one family."""
-    plan = experiment.analysis
-    if plan.method is not AnalysisMethod.GROUP_SEQUENTIAL:
-        readings = [read_pair(plan, pair.control, pair.treatment, pair.fixed, alpha) for pair in pairs.values()]
-    elif looks:
-        readings = [read_at_latest_look(looks, metric, variant, alpha) for metric, variant in pairs]
-    else:
-        readings = [waiting_reading(plan, smallest_variant_users)] * len(pairs)
-    adjusted = adjusted_p_values(readings, plan.correction, alpha)
-    return {
-        cell: _CellReading(reading, pair.fixed, p)
-        for (cell, pair), reading, p in zip(pairs.items(), readings, adjusted, strict=True)
-    }
-
-
-def _decisions(
-    experiment: Experiment, cells: dict[Cell, _CellReading], srm: SrmResult | None, users: list[int], alpha: float,
-    now: datetime,
-) -> list[DecisionOut]:
-    if srm is None:
-        return []
-    decisions = []
-    for key in experiment.variant_keys()[1:]:
-        mine = {metric: cell for (metric, variant), cell in cells.items() if variant == key}
-        decision = decide_variant(
-            experiment, {m: c.reading for m, c in mine.items()}, {m: c.fixed for m, c in mine.items()},
-            srm, [users[0], users[experiment.variant_keys().index(key)]], now, alpha,
-        )
-        if decision is not None:
-            decisions.append(DecisionOut(variant=key, verdict=decision.verdict.value, reasons=decision.reasons))
-    return decisions
-
-
 class ResultsService:
     def __init__(
         self, registry: ExperimentRegistry, stats: VariantStatsReader, looks: LookLog, *, srm_threshold: float,
@@ -220,13 +78,13 @@ class ResultsService:
             variants=[VariantOut(key=v.key, users=totals[v.key].users, weight=v.weight) for v in experiment.variants],
             srm=srm,
             metrics=[metric_results(experiment, metric, totals, cells) for metric in experiment.metrics],
-            decisions=_decisions(experiment, cells, srm_result, users, alpha, self._clock()),
+            decisions=decisions(experiment, cells, srm_result, users, alpha, self._clock()),
             looks=[LookOut(look=r.look, information_fraction=r.information_fraction, users=r.users,
                            recorded_at=r.recorded_at) for r in looks],
         )
 
     async def _take_look(
-        self, experiment: Experiment, users: dict[str, int], pairs: dict[Cell, _Pair]
+        self, experiment: Experiment, users: dict[str, int], pairs: dict[Cell, Pair]
     ) -> list[LookRecord]:
         """The recorded looks, after recording a new one if a scheduled threshold was crossed since the last look
         and the test is not over (see services/analyzer/looks.py). Stopping follows the plan's alpha: the looks
@@ -257,9 +115,6 @@ class ResultsService:
     async def segments(
         self, key: str, dimension: str, alpha: float | None = None, method: AnalysisMethod | None = None
     ) -> SegmentResults:
-        # Imported here: the segment module builds on this one's readers.
-        from services.analyzer.segments import segment_results
-
         experiment = await self.experiment_for_reading(key, method)
         return await segment_results(experiment, dimension, self._stats, alpha, self._srm_threshold)
 
@@ -301,12 +156,3 @@ async def load_experiment(registry: ExperimentRegistry, key: str) -> Experiment:
         raise missing
     return experiment
 
-
-def sample_ratio(experiment: Experiment, users: list[int], threshold: float) -> tuple[SrmOut, SrmResult | None]:
-    """The sample-ratio check of ``users`` (per variant, in order) against the weights; no result for counts that
-    cannot be users."""
-    if any(count < 0 for count in users):
-        return SrmOut(p_value=None, statistic=None, dof=None, status=INVALID_DATA,
-                      reason="a variant's stored user count is negative"), None
-    result = srm_check(users, experiment.weights, threshold)
-    return SrmOut.of(result), result

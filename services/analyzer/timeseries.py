@@ -16,9 +16,10 @@ import structlog
 
 from services.analyzer.adapters.snapshots import Snapshot, SnapshotLog
 from services.analyzer.adapters.variant_stats import VariantTotals
+from services.analyzer.cells import INVALID_DATA, compare_cells
 from services.analyzer.reading import read_pair
 from services.analyzer.schemas import PointComparison, PointMetric, Timeseries, TimeseriesPoint
-from services.analyzer.service import INVALID_DATA, compare_cells, load_experiment
+from services.analyzer.service import load_experiment
 from services.analyzer.stats import validate_alpha
 from splitstream.experiment import AnalysisMethod, AnalysisPlan, Experiment, ExperimentStatus
 from splitstream.keys import stats_scope
