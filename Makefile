@@ -26,9 +26,11 @@ install: $(STAMP)
 bench-assignment: $(STAMP)  ## /v1/assign under wrk vs a bare ASGI app; SDK evaluation vs GrowthBook (needs `make up`)
 	$(PY) -m bench.assignment
 
-$(STAMP): pyproject.toml
+# The report's chart library comes from the npm registry at install time and is served by the analyzer (no CDN).
+$(STAMP): pyproject.toml services/analyzer/report/package-lock.json
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet -e '.[dev]'
+	npm ci --prefix services/analyzer/report --no-audit --no-fund
 	touch $(STAMP)
 
 clean: down

@@ -217,4 +217,6 @@ async def _run(config: StackConfig, keys: dict[str, str], plan: DemoPlan, consol
         print_segments(console, table, "click_through")
     verdict = "inside" if covered else "OUTSIDE"
     console.print(f"\nSimulated truth: click-through lift {TRUE_RELATIVE_LIFT:+.0%} — {verdict} the analyzer's 95% CI.")
+    console.print(f"Report: {analyzer}/experiments/{key} (any user name; the read key from "
+                  f"{config.run_dir / 'api-keys.env'} as the password)", soft_wrap=True)
     return covered

@@ -1,4 +1,5 @@
-"""API keys: ``Authorization: Bearer <key>`` with three scopes.
+"""API keys: ``Authorization: Bearer <key>`` with three scopes; also HTTP Basic with the key as the password (any
+user name), since a browser cannot send a Bearer header when it navigates to a page.
 
 - ``admin``  changes experiments; it also holds the other two scopes.
 - ``ingest`` asks for assignments and sends events; meant to ship inside browsers and apps.
@@ -7,6 +8,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
 from collections.abc import Awaitable, Callable
@@ -83,14 +86,30 @@ def bearer_token(request: Request) -> str:
     return token
 
 
+BASIC_CHALLENGE = 'Basic realm="SplitStream"'
+"""``WWW-Authenticate`` of a page's 401: the browser asks for a user name and password; the password is the key."""
+
+
+def _basic_password(credentials: str) -> str | None:
+    """The password of HTTP Basic ``credentials`` (base64 of ``user:password``, RFC 7617), None if malformed."""
+    try:
+        decoded = base64.b64decode(credentials.strip(), validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    _, colon, password = decoded.partition(":")
+    return password if colon and password else None
+
+
 def _presented(authorization: str | None, query_key: str | None) -> tuple[str, bool]:
     """The key a request presents, and whether it came in the query string."""
     scheme, _, token = (authorization or "").partition(" ")
     if scheme.lower() == "bearer" and token.strip():
         return token.strip(), False
+    if scheme.lower() == "basic" and (password := _basic_password(token)) is not None:
+        return password, False
     if not authorization and query_key:
         return query_key, True
-    raise Unauthorized("missing API key: send 'Authorization: Bearer <key>'")
+    raise Unauthorized("missing API key: send 'Authorization: Bearer <key>' (or Basic with the key as password)")
 
 
 def _granted(request: Request) -> frozenset[Scope]:

@@ -10,7 +10,7 @@ from functools import partial
 from typing import TypedDict
 
 import httpx
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from redis.asyncio import Redis
 
 from services.analyzer.adapters.looks import LookLog
@@ -19,6 +19,7 @@ from services.analyzer.adapters.variant_stats import VariantStatsReader
 from services.analyzer.alerts import AlertWatcher
 from services.analyzer.config import AnalyzerSettings
 from services.analyzer.gauges import GaugeRefresher
+from services.analyzer.report.routes import router as report_router
 from services.analyzer.routes import router
 from services.analyzer.service import ResultsService
 from services.analyzer.timeseries import TimeseriesService
@@ -82,7 +83,10 @@ def _dependency_checks(request: Request) -> Mapping[str, Check]:
 
 
 def create_app(settings: AnalyzerSettings | None = None) -> FastAPI:
+    routes = APIRouter()
+    routes.include_router(router)
+    routes.include_router(report_router)  # the HTML report: /experiments, /experiments/{key}, /static/*
     return build_app(
-        title="SplitStream analyzer", settings=settings or AnalyzerSettings(), lifespan=lifespan, router=router,
+        title="SplitStream analyzer", settings=settings or AnalyzerSettings(), lifespan=lifespan, router=routes,
         checks_of=_dependency_checks,
     )

@@ -1,0 +1,1 @@
+"""The HTML report of an experiment, served by the analyzer (see routes.py)."""
