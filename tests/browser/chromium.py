@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
 
-import pytest
+from tests.debian import apt_install, debian_binary
 
 VIRTUAL_TIME_BUDGET_MS = 5000
 TIMEOUT_SECONDS = 90
@@ -20,15 +20,6 @@ CONSOLE_PROBLEMS = ("Uncaught", "Refused to")
 """Uncaught errors and rejections, and content-security-policy refusals, as Chromium logs them on stderr."""
 VOID_ELEMENTS = frozenset({"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source",
                            "track", "wbr"})
-
-
-def _apt_install(package: str) -> None:
-    environment = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for command in (["apt-get", "update"], ["apt-get", "install", "-y", "--no-install-recommends", package]):
-        done = subprocess.run(command, env=environment, capture_output=True, text=True, check=False, timeout=900)
-        if done.returncode != 0:
-            pytest.fail(f"could not install {package} ({' '.join(command)} exited {done.returncode}): "
-                        f"{done.stderr[-2000:]}")
 
 
 def _has_chinese_font() -> bool:
@@ -40,17 +31,9 @@ def ensure_chromium() -> str:
     """The path of ``chromium``, installed with apt-get when missing and we are root; a failure (never a skip)
     when it cannot be had, since a skipped browser test proves nothing. Also a Chinese font when root, without
     which the Chinese screenshot shows empty boxes (the DOM checks do not depend on it)."""
-    found = shutil.which("chromium")
-    if not found:
-        if os.geteuid() != 0:
-            pytest.fail("the browser tests need Debian's chromium: run `sudo apt-get install -y "
-                        "--no-install-recommends chromium` (this user cannot install it)")
-        _apt_install("chromium")
-        found = shutil.which("chromium")
-        if not found:
-            pytest.fail("apt-get installed chromium but it is not on PATH")
+    found = debian_binary("chromium", "chromium")
     if os.geteuid() == 0 and shutil.which("fc-list") and not _has_chinese_font():
-        _apt_install("fonts-noto-cjk")
+        apt_install("fonts-noto-cjk")
     return found
 
 
