@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import structlog
+from pydantic import ValidationError
 from redis.asyncio import Redis
 
 from splitstream.experiment import Experiment
 from splitstream.keys import RedisKeys, metric_index_entry, stats_scope
+
+log = structlog.get_logger(__name__)
 
 
 class ExperimentRegistry:
@@ -50,12 +54,22 @@ class ExperimentRegistry:
         return sorted(m.decode() if isinstance(m, bytes) else str(m) for m in members)
 
     async def get_all(self) -> list[Experiment]:
-        """Every stored experiment, ordered by key (one MGET); one that vanished between the two reads is left out."""
+        """Every stored experiment, ordered by key (one MGET). One that vanished between the two reads is left out,
+        and so is one that no longer reads as a definition (stored by an older version, damaged): logged, so that
+        one bad record cannot take every other experiment out of the assignment catalog."""
         keys = await self.list_keys()
         if not keys:
             return []
         raws = await self._redis.mget([self._keys.experiment(key) for key in keys])
-        return [Experiment.model_validate_json(raw) for raw in raws if raw is not None]
+        found = []
+        for key, raw in zip(keys, raws, strict=True):
+            if raw is None:
+                continue
+            try:
+                found.append(Experiment.model_validate_json(raw))
+            except ValidationError as error:
+                log.error("unreadable_experiment_definition", experiment=key, error=str(error))
+        return found
 
 
 def _index_entries(experiment: Experiment) -> set[tuple[str, str]]:

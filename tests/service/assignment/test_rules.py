@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+from redis.asyncio import Redis
 
 from services.assignment.config import AssignmentSettings
 from splitstream.events import Exposure, decode
@@ -305,3 +306,19 @@ async def test_an_exposure_carries_the_attributes_its_experiment_keeps_segments_
     duplicated = await client.post("/v1/experiments", json={**spec(f"dup-{unique}"), "segments": ["a", "a"]},
                                    headers=auth("admin"))
     assert [f["field"] for f in duplicated.json()["error"]["fields"]] == ["body.segments"]
+
+
+async def test_one_unreadable_definition_does_not_take_the_others_out_of_the_catalog(
+    client: httpx.AsyncClient, settings: AssignmentSettings, redis: Redis, unique: str
+) -> None:
+    keys = settings.redis_keys
+    # Stored by an older version: relative weights, which today's definition refuses.
+    await redis.set(keys.experiment(f"old-{unique}"), '{"key": "old", "variants": [{"key": "a", "weight": 1}, '
+                    '{"key": "b", "weight": 1}], "salt": "old", "created_at": "2026-01-01T00:00:00Z"}')
+    await redis.sadd(keys.experiments, f"old-{unique}")
+    await _define(client, spec(f"new-{unique}"))
+
+    got = await _assign(client, "user-1")
+
+    assert set(got) == {f"new-{unique}"}
+    assert got[f"new-{unique}"]["reason"] == "hashed"
