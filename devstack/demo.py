@@ -33,6 +33,9 @@ class DemoPlan:
     # httpx's connection pool slows down past ~16 concurrent requests (measured: 48 gave 250 req/s, 16 gave 680).
     concurrency: int = 16
     batch_size: int = 500
+    waves: int = 5
+    """Users arrive in waves; after each, once the pipeline caught up, the analyzer takes a snapshot: the points of
+    the report's charts over time."""
 
 
 def _bearer(key: str) -> dict[str, str]:
@@ -62,7 +65,9 @@ async def _create_experiment(client: httpx.AsyncClient, base: str, admin: str, k
     (await client.post(f"{base}/v1/experiments/{key}/start", headers=_bearer(admin))).raise_for_status()
 
 
-async def _assign_all(client: httpx.AsyncClient, base: str, ingest: str, key: str, plan: DemoPlan) -> dict[str, str]:
+async def _assign_all(
+    client: httpx.AsyncClient, base: str, ingest: str, key: str, plan: DemoPlan, users: range
+) -> dict[str, str]:
     gate = asyncio.Semaphore(plan.concurrency)
     variants: dict[str, str] = {}
 
@@ -74,7 +79,7 @@ async def _assign_all(client: httpx.AsyncClient, base: str, ingest: str, key: st
             [assignment] = answer.json()["assignments"]
             variants[user_id] = assignment["variant"]
 
-    await asyncio.gather(*(assign(f"user-{i:06d}") for i in range(plan.users)))
+    await asyncio.gather(*(assign(f"user-{i:06d}") for i in users))
     return variants
 
 
@@ -191,21 +196,25 @@ async def _run(config: StackConfig, keys: dict[str, str], plan: DemoPlan, consol
     admin, ingest, read = keys["SPLITSTREAM_ADMIN_KEY"], keys["SPLITSTREAM_INGEST_KEY"], keys["SPLITSTREAM_READ_KEY"]
     limits = httpx.Limits(max_connections=plan.concurrency)
     async with httpx.AsyncClient(timeout=30, limits=limits) as client:
-        began = time.monotonic()
         await _create_experiment(client, config.service_url("assignment"), admin, key, plan.seed)
-        variants = await _assign_all(client, config.service_url("assignment"), ingest, key, plan)
-        console.print(f"assigned {len(variants)} users through the assignment API "
-                      f"(exposures logged to Kafka) in {time.monotonic() - began:.1f}s")
-        events = _behaviour(variants, key, plan)
-        began = time.monotonic()
-        await _send(client, config.service_url("collector"), ingest, events, plan.batch_size)
-        console.print(f"sent {len(events)} events to the collector in {time.monotonic() - began:.1f}s")
-        clicks = sum(1 for e in events if e["name"] == "title_click")
-        began = time.monotonic()
-        results = await _await_results(client, config.service_url("analyzer"), read, key, len(variants), clicks)
-        console.print(f"the consumer folded everything into Redis; analyzer caught up {time.monotonic() - began:.1f}s"
-                      " after the last event was accepted")
         analyzer = config.service_url("analyzer")
+        variants: dict[str, str] = {}
+        clicks = 0
+        wave_size = -(-plan.users // plan.waves)
+        for wave, first in enumerate(range(0, plan.users, wave_size), start=1):
+            began = time.monotonic()
+            arrived = await _assign_all(client, config.service_url("assignment"), ingest, key, plan,
+                                        range(first, min(first + wave_size, plan.users)))
+            variants.update(arrived)
+            events = _behaviour(arrived, key, plan)
+            await _send(client, config.service_url("collector"), ingest, events, plan.batch_size)
+            clicks += sum(1 for e in events if e["name"] == "title_click")
+            sent = time.monotonic()
+            results = await _await_results(client, analyzer, read, key, len(variants), clicks)
+            (await client.post(f"{analyzer}/v1/experiments/{key}/snapshots", headers=_bearer(admin))).raise_for_status()
+            console.print(f"wave {wave}/{plan.waves}: {len(arrived)} users assigned through the assignment API "
+                          f"(exposures logged to Kafka) and {len(events)} events sent in {sent - began:.1f}s; the "
+                          f"analyzer caught up {time.monotonic() - sent:.1f}s after the last event was accepted")
         segmented = []
         for dimension in SEGMENTS:
             answer = await client.get(f"{analyzer}/v1/experiments/{key}/results", params={"segment": dimension},
