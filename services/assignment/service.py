@@ -115,8 +115,9 @@ class AssignmentService:
                 continue
             key = wanted[decision.experiment]
             already_logged = decision.reason is Reason.STICKY and recorded[key].exposure_logged
-            segments = experiment.segment_attributes(attributes)
-            exposure = None if already_logged else _exposure(decision, user_id, now, segments)
+            exposure = None
+            if not already_logged:  # a returning unit's exposure is in Kafka already: nothing to build
+                exposure = _exposure(decision, user_id, now, experiment.segment_attributes(attributes))
             if decision.reason is Reason.HASHED:
                 first[key] = StickyValue(decision.variant, exposure_logged=log_exposure)
             elif log_exposure and not already_logged:

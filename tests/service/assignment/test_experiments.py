@@ -282,3 +282,23 @@ async def test_config_serves_every_definition_with_an_etag(client: httpx.AsyncCl
     assert changed.status_code == 200 and changed.headers["etag"] != etag
     assert changed.json()["experiments"][0]["status"] == "paused"
     assert (await client.get("/v1/config", headers=auth("read"))).status_code == 403
+
+
+async def test_layers_and_holdouts_refuse_bad_bodies_naming_the_field(client: httpx.AsyncClient, unique: str) -> None:
+    cases = [
+        ("/v1/layers", {"key": "bad key"}, 422, "body.key"),
+        ("/v1/layers", {"key": f"l-{unique}", "colour": "red"}, 422, "body.colour"),
+        ("/v1/holdouts", {"key": f"h-{unique}", "share": 0.6}, 422, "body.share"),
+        ("/v1/holdouts", {"key": f"h-{unique}", "share": 0.1, "scope": "planet"}, 422, "body.scope"),
+        ("/v1/holdouts", {"key": f"h-{unique}"}, 422, "body.share"),
+    ]
+    for path, body, status_code, field in cases:
+        answer = await client.post(path, json=body, headers=auth("admin"))
+        assert answer.status_code == status_code, (body, answer.text)
+        assert _fields(answer) == [field], (body, answer.json())
+    assert (await client.post("/v1/layers", json={"key": f"l-{unique}"}, headers=auth("admin"))).status_code == 201
+    again = await client.post("/v1/layers", json={"key": f"l-{unique}"}, headers=auth("admin"))
+    assert again.status_code == 409 and _fields(again) == ["body.key"]
+    listed = await client.get("/v1/layers", headers=auth("read"))
+    assert [layer["key"] for layer in listed.json()["layers"]] == [f"l-{unique}"]
+    assert (await client.post("/v1/holdouts", json={"key": "h", "share": 0.1}, headers=auth("read"))).status_code == 403
