@@ -32,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from splitstream.experiment import Experiment, ExperimentStatus, Variant
 from splitstream.hashing import bucket, hash_position, in_ranges, variant_ranges
+from splitstream.http_cache import body_etag
 from splitstream.layers import Holdout, Layer
 from splitstream.targeting import Attributes, Predicate
 
@@ -102,9 +103,12 @@ class CatalogDocument(BaseModel):
     layers: list[Layer] = Field(default_factory=list)
     holdouts: list[Holdout] = Field(default_factory=list)
 
+    def canonical_json(self) -> bytes:
+        """The document as served: JSON with sorted keys, so equal content gives equal bytes."""
+        return orjson.dumps(self.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
+
     def etag(self) -> str:
-        body = orjson.dumps(self.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
-        return '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
+        return body_etag(self.canonical_json())
 
 
 @dataclass(slots=True)
@@ -173,7 +177,9 @@ class Catalog:
 
     def __init__(self, document: CatalogDocument) -> None:
         self.document = document
-        self.etag = document.etag()
+        self.body = document.canonical_json()
+        """What ``GET /v1/config`` serves for this catalog, serialised once."""
+        self.etag = body_etag(self.body)
         layers = {layer.key: layer for layer in document.layers}
         self._compiled = {
             experiment.key: _Compiled.of(experiment, layers, document.holdouts) for experiment in document.experiments

@@ -119,5 +119,5 @@ async def config(request: Request) -> Response:
     feed: CatalogFeed = request.state.catalog
     catalog = feed.current
     return json_with_etag(
-        request, catalog.document.model_dump_json().encode(), cache_control="no-cache", etag=catalog.etag
+        request, catalog.body, cache_control="no-cache", etag=catalog.etag
     )
