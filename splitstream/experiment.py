@@ -259,6 +259,10 @@ class ExperimentSpec(BaseModel):
             raise ValueError(f"at most one goal metric, got {goals}")
         return metrics
 
+    def spec_fields(self) -> dict[str, object]:
+        """The definition's own fields (not a stored experiment's lifecycle ones), as the models they hold."""
+        return {name: getattr(self, name) for name in ExperimentSpec.model_fields}
+
     def segment_attributes(self, attributes: Attributes) -> dict[str, Scalar]:
         """The attributes an exposure carries: those the experiment keeps segments by (the rest stay out of
         Kafka)."""
@@ -318,7 +322,7 @@ class Experiment(ExperimentSpec):
         return current
 
     def spec(self) -> ExperimentSpec:
-        return ExperimentSpec.model_validate({name: getattr(self, name) for name in ExperimentSpec.model_fields})
+        return ExperimentSpec.model_validate(self.spec_fields())
 
     @model_validator(mode="after")
     def _shipped_names_a_winner(self) -> Experiment:

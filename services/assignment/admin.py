@@ -67,7 +67,7 @@ class Administration:
             await self._check_holdouts(spec)
             now = self._clock()
             experiment = Experiment.model_validate({
-                **_spec_fields(spec), "status": ExperimentStatus.DRAFT, "salt": salt or spec.key,
+                **spec.spec_fields(), "status": ExperimentStatus.DRAFT, "salt": salt or spec.key,
                 "created_at": now, "updated_at": now, "layer_ranges": await self._layer_ranges(spec, None),
             })
             entry = entry_for(None, experiment, action=Action.CREATE, caller=caller, at=now)
@@ -93,7 +93,7 @@ class Administration:
             await self._check_holdouts(spec)
             ranges = current.layer_ranges if spec.layer == current.layer else await self._layer_ranges(spec, key)
             updated = Experiment.model_validate({
-                **current.model_dump(), **_spec_fields(spec), "layer_ranges": ranges,
+                **current.model_dump(), **spec.spec_fields(), "layer_ranges": ranges,
                 "phase": current.phase + 1 if new_phase else current.phase,
                 "phase_started_at": self._clock() if new_phase else current.phase_started_at,
             })
@@ -192,10 +192,6 @@ class Administration:
                 [FieldError("body.layer.share", f"only {free:.2%} of the layer is free, {spec.layer.share:.2%} asked")],
             )
         return granted
-
-
-def _spec_fields(spec: ExperimentSpec) -> dict[str, object]:
-    return {name: getattr(spec, name) for name in ExperimentSpec.model_fields}
 
 
 def _refuse_unless_new_phase(current: Experiment, spec: ExperimentSpec) -> None:
