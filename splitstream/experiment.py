@@ -35,6 +35,21 @@ class MetricType(StrEnum):
     """Share of exposed users with at least one matching event after exposure."""
     MEAN = "mean"
     """Per-user total of the matching events' values after exposure (0 for users without events)."""
+    RATIO = "ratio"
+    """Σm/Σd over exposed users: m is a user's total of ``event``'s values, d the user's count of
+    ``denominator_event`` events (or their total value, with ``denominator_aggregate: "sum"``): clicks per
+    impression, revenue per order. Compared by the delta method."""
+
+
+class Aggregate(StrEnum):
+    """How a user's events of one name become one number (an event without a value counts as 1)."""
+
+    COUNT = "count"
+    SUM = "sum"
+
+
+MAX_CUPED_LOOKBACK_DAYS = 30
+"""The collector keeps each user's daily metric totals this long, so no experiment may look further back."""
 
 
 class ExperimentStatus(StrEnum):
@@ -116,6 +131,37 @@ class Metric(BaseModel):
     conversion_window_hours: float | None = Field(None, gt=0, allow_inf_nan=False)
     """Attribution window: an event counts for this metric only if exposure_ts <= event_ts < exposure_ts + window
     (both the events' own timestamps). None: no upper bound, every event at or after the exposure counts."""
+    denominator_event: EventName | None = Field(None, validate_default=True)
+    """Ratio metrics only, and required there: the event whose per-user count (or total) divides ``event``'s."""
+    denominator_aggregate: Aggregate = Aggregate.COUNT
+    cuped: bool = True
+    """Binomial and mean metrics: read with CUPED, the covariate being the same metric over the
+    ``analysis.cuped_lookback_days`` whole (UTC) days before the day of the user's first exposure. Without
+    pre-period activity the adjustment is nil and the readout equals the unadjusted one."""
+
+    @field_validator("denominator_event")
+    @classmethod
+    def _denominator_of_ratio(cls, event: str | None, info: ValidationInfo) -> str | None:
+        metric_type = info.data.get("type")
+        if metric_type is MetricType.RATIO and event is None:
+            raise ValueError("a ratio metric needs denominator_event (the event whose count or total divides)")
+        if metric_type is not None and metric_type is not MetricType.RATIO and event is not None:
+            raise ValueError(f"only ratio metrics have a denominator; this metric is {metric_type.value}")
+        return event
+
+    @property
+    def adjustable(self) -> bool:
+        """Whether the stream keeps this metric's pre-exposure covariate (binomial and mean metrics)."""
+        return self.type is not MetricType.RATIO
+
+    def feeds(self) -> list[tuple[str, str]]:
+        """(event name, role) pairs of the events that move this metric, as the collector's fold reads them: the
+        metric's type for ``event`` (y, or a ratio's numerator m), and ``denominator-count`` or
+        ``denominator-sum`` for a ratio's ``denominator_event`` (d)."""
+        fed = [(self.event, self.type.value)]
+        if self.denominator_event is not None:
+            fed.append((self.denominator_event, f"denominator-{self.denominator_aggregate.value}"))
+        return fed
 
 
 class AnalysisMethod(StrEnum):
@@ -130,6 +176,15 @@ class AnalysisMethod(StrEnum):
     ``planned_users_per_variant``."""
 
 
+class Difference(StrEnum):
+    """The scale a readout leads with (both are always computed)."""
+
+    RELATIVE = "relative"
+    """The lift m_t/m_c − 1."""
+    ABSOLUTE = "absolute"
+    """The difference m_t − m_c, in the metric's unit."""
+
+
 class PValueCorrection(StrEnum):
     HOLM = "holm"
     BH = "bh"
@@ -142,6 +197,8 @@ class AnalysisPlan(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     method: AnalysisMethod = AnalysisMethod.FREQUENTIST
+    difference: Difference = Difference.RELATIVE
+    """The scale of the headline effect, interval and p-value; the call is always made on the relative lift."""
     alpha: float = Field(0.05, gt=0, lt=0.5, allow_inf_nan=False)
     correction: PValueCorrection = PValueCorrection.HOLM
     """Across every metric × treatment comparison; the goal metric's call uses its own unadjusted test."""
@@ -151,6 +208,8 @@ class AnalysisPlan(BaseModel):
     min_days: float = Field(7.0, ge=0, allow_inf_nan=False)
     equivalence_margin: float | None = Field(None, gt=0, allow_inf_nan=False)
     """Relative margin within which the goal's effect counts as neutral (TOST); None: never prove neutral."""
+    cuped_lookback_days: int = Field(14, ge=1, le=MAX_CUPED_LOOKBACK_DAYS)
+    """CUPED's pre-period: this many whole UTC days before the day of a user's first exposure."""
     looks: int = Field(5, ge=1, le=100)
     """Group sequential: scheduled looks, evenly spaced in information: look k when the smallest variant reaches
     k/looks of ``planned_users_per_variant``."""

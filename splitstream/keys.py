@@ -7,12 +7,19 @@ a new phase starts its analysis from zero while the earlier phases' statistics s
 
 - ``{p}:experiments``                 set of experiment keys
 - ``{p}:exp:{key}``                   the experiment definition as JSON
-- ``{p}:event-metrics:{event}``       set of ``scope|metric|type`` entries fed by that event name (the scope of
-                                      the experiment's current phase: events feed only the current phase)
+- ``{p}:event-metrics:{event}``       set of ``scope|metric|role`` entries fed by that event name (the scope of
+                                      the experiment's current phase: events feed only the current phase); the
+                                      role is the metric's type, or ``denominator-count|sum`` for a ratio's
+                                      denominator event
 - ``{p}:exp:{scope}:v:{variant}``     hash of the variant's sufficient statistics: ``users``,
-                                      ``{metric}:sum``, ``{metric}:sumsq``
+                                      ``{metric}:sum``, ``{metric}:sumsq`` (Σy, Σy², or a ratio's Σm, Σm²);
+                                      a ratio's ``{metric}:dsum``, ``{metric}:dsumsq``, ``{metric}:md`` (Σd, Σd²,
+                                      Σm·d); a binomial or mean metric's CUPED covariate ``{metric}:xsum``,
+                                      ``{metric}:xsumsq``, ``{metric}:xy`` (Σx, Σx², Σx·y)
 - ``{p}:exp:{scope}:u:{user}``        hash of one exposed user: ``variant``, ``ts`` (first exposure, epoch ms),
-                                      ``m:{metric}`` (the user's running total)
+                                      ``m:{metric}`` (the user's running total, a ratio's numerator),
+                                      ``d:{metric}`` (a ratio's denominator), ``x:{metric}`` (the covariate,
+                                      when not 0), ``s:{dimension}`` (the user's segment values)
 - ``{p}:exp:{scope}:looks``           list of the group-sequential looks the analyzer recorded, oldest first: one
                                       JSON record per look (services/analyzer/looks.py), appended only when the
                                       list holds exactly the looks before it, so no look is recorded twice
@@ -22,6 +29,10 @@ a new phase starts its analysis from zero while the earlier phases' statistics s
 - ``{p}:exp:{scope}:snapshots``       list of the analyzer's snapshots of every variant's statistics, oldest first
                                       (JSON: ``at`` and each variant's hash), for cumulative charts
 - ``{p}:user:{user}:pending``         recent events of the user, replayed when a later exposure arrives
+- ``{p}:user:{user}:days``            the user's daily totals of metric events, for CUPED covariates: ``{event}|{day}``
+                                      (Σ values, 1 per event without one) and ``{event}|{day}|n`` (count), ``day``
+                                      = days since 1970-01-01 UTC; fields older than ``MAX_CUPED_LOOKBACK_DAYS``
+                                      are pruned
 - ``{p}:seen:{event_id}``             marks an event as applied, so a redelivered event is not counted twice
 - ``{p}:stats:{counter}``             the consumer's counters: applied, duplicates, orphan_exposures, poison, ...
 - ``{p}:exp:{key}:history``           list of the experiment's audit entries (JSON), one per version, oldest first
@@ -74,6 +85,9 @@ class RedisKeys:
     def pending(self, user_id: str) -> str:
         return f"{self.prefix}:user:{user_id}:pending"
 
+    def daily_totals(self, user_id: str) -> str:
+        return f"{self.prefix}:user:{user_id}:days"
+
     def seen(self, event_id: str) -> str:
         return f"{self.prefix}:seen:{event_id}"
 
@@ -111,8 +125,9 @@ def stats_scope(experiment: str, phase: int) -> str:
     return experiment if phase == 1 else f"{experiment}{PHASE_SEPARATOR}{phase}"
 
 
-def metric_index_entry(experiment: str, metric: str, metric_type: str) -> str:
-    return METRIC_INDEX_SEPARATOR.join((experiment, metric, metric_type))
+def metric_index_entry(experiment: str, metric: str, role: str) -> str:
+    """``role``: how the event moves the metric (``Metric.feeds``): its type, or a ratio's denominator part."""
+    return METRIC_INDEX_SEPARATOR.join((experiment, metric, role))
 
 
 def sum_field(metric: str) -> str:
@@ -121,3 +136,9 @@ def sum_field(metric: str) -> str:
 
 def sum_squares_field(metric: str) -> str:
     return f"{metric}:sumsq"
+
+
+def moment_field(metric: str, moment: str) -> str:
+    """The other fields of a variant's hash: ``dsum``, ``dsumsq``, ``md`` (ratio), ``xsum``, ``xsumsq``, ``xy``
+    (CUPED)."""
+    return f"{metric}:{moment}"

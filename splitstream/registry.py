@@ -26,11 +26,8 @@ class ExperimentRegistry:
             return False
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.sadd(self._keys.experiments, experiment.key)
-            for metric in experiment.metrics:
-                pipe.sadd(
-                    self._keys.event_metrics(metric.event),
-                    metric_index_entry(stats_scope(experiment.key, experiment.phase), metric.key, metric.type.value),
-                )
+            for event, entry in _index_entries(experiment):
+                pipe.sadd(self._keys.event_metrics(event), entry)
             await pipe.execute()
         return True
 
@@ -73,5 +70,9 @@ class ExperimentRegistry:
 
 
 def _index_entries(experiment: Experiment) -> set[tuple[str, str]]:
+    """(event name, index entry) of every event that feeds a metric of the experiment's current phase."""
     scope = stats_scope(experiment.key, experiment.phase)
-    return {(metric.event, metric_index_entry(scope, metric.key, metric.type.value)) for metric in experiment.metrics}
+    return {
+        (event, metric_index_entry(scope, metric.key, role))
+        for metric in experiment.metrics for event, role in metric.feeds()
+    }

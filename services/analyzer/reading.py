@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from services.analyzer.stats import (
-    Arm,
     Comparison,
     Correction,
     Decision,
@@ -21,14 +20,14 @@ from services.analyzer.stats import (
     Status,
     TreatmentComparison,
     adjust_p_values,
-    bayesian_compare,
     decide,
     equivalence_test,
     tuning_parameter_from_plan,
 )
 from services.analyzer.stats.bayesian import BayesianEffect
+from services.analyzer.stats.estimators import Statistic, bayesian_estimate
 from services.analyzer.stats.sequential import GroupSequentialResult, confidence_sequence_from_estimate
-from splitstream.experiment import AnalysisMethod, AnalysisPlan, Experiment, MetricRole, PValueCorrection
+from splitstream.experiment import AnalysisMethod, AnalysisPlan, Difference, Experiment, MetricRole, PValueCorrection
 
 _CORRECTIONS = {PValueCorrection.HOLM: Correction.HOLM, PValueCorrection.BH: Correction.BENJAMINI_HOCHBERG}
 
@@ -66,7 +65,9 @@ def _posterior(effect: BayesianEffect) -> Comparison:
     )
 
 
-def read_pair(plan: AnalysisPlan, control: Arm, treatment: Arm, fixed: TreatmentComparison, alpha: float) -> Reading:
+def read_pair(
+    plan: AnalysisPlan, control: Statistic, treatment: Statistic, fixed: TreatmentComparison, alpha: float
+) -> Reading:
     """The fixed-horizon comparison re-read by ``plan.method`` (sequential: N* is twice the planned users per
     variant, or the current sample when no plan was given; Bayesian: flat prior). Group sequential reads the
     recorded looks instead of the current data (``looks.read_at_latest_look``), so it never comes here."""
@@ -78,7 +79,7 @@ def read_pair(plan: AnalysisPlan, control: Arm, treatment: Arm, fixed: Treatment
             _sequential(fixed.relative, total, tuning, alpha), _sequential(fixed.absolute, total, tuning, alpha)
         )
     if plan.method is AnalysisMethod.BAYESIAN:
-        posterior = bayesian_compare(control, treatment, alpha)
+        posterior = bayesian_estimate(control, treatment, alpha)
         return Reading(
             _posterior(posterior.relative), _posterior(posterior.absolute),
             chance_to_win=posterior.relative.chance_to_win, risk_control=posterior.relative.risk_control,
@@ -87,9 +88,13 @@ def read_pair(plan: AnalysisPlan, control: Arm, treatment: Arm, fixed: Treatment
     return Reading(fixed.relative, fixed.absolute)
 
 
-def adjusted_p_values(readings: Sequence[Reading], correction: PValueCorrection, alpha: float) -> list[float | None]:
-    """The relative comparisons' p-values adjusted as one family (None where a reading has no p-value)."""
-    return adjust_family([reading.relative.p_value for reading in readings], correction, alpha)
+def adjusted_p_values(
+    readings: Sequence[Reading], correction: PValueCorrection, alpha: float, difference: Difference
+) -> list[float | None]:
+    """The p-values on the ``difference`` scale adjusted as one family (None where a reading has no p-value)."""
+    absolute = difference is Difference.ABSOLUTE
+    raw = [(reading.absolute if absolute else reading.relative).p_value for reading in readings]
+    return adjust_family(raw, correction, alpha)
 
 
 def adjust_family(raw: Sequence[float | None], correction: PValueCorrection, alpha: float) -> list[float | None]:

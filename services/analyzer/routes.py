@@ -9,10 +9,10 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from services.analyzer.adapters.snapshots import Snapshot
 from services.analyzer.calculator.routes import router as calculator_router
 from services.analyzer.schemas import ExperimentResults, ExperimentSummaries, SegmentResults, Timeseries
-from services.analyzer.service import ResultsService
+from services.analyzer.service import Overrides, ResultsService
 from services.analyzer.timeseries import TimeseriesService
 from splitstream.auth import Scope, require
-from splitstream.experiment import AnalysisMethod
+from splitstream.experiment import AnalysisMethod, Difference
 from splitstream.http_cache import json_with_etag
 from splitstream.targeting import AttributeName
 
@@ -48,6 +48,14 @@ async def experiment_results(
         AnalysisMethod | None,
         Query(description="read by frequentist, bayesian or sequential instead of the plan's method"),
     ] = None,
+    difference: Annotated[
+        Difference | None,
+        Query(description="lead with the relative lift or the absolute difference instead of the plan's choice"),
+    ] = None,
+    cuped: Annotated[
+        bool | None,
+        Query(description="CUPED on or off for every metric instead of each metric's own setting"),
+    ] = None,
     segment: Annotated[
         AttributeName | None,
         Query(description="one of the experiment's segment dimensions: the results within each of its values"),
@@ -57,10 +65,11 @@ async def experiment_results(
     1 − alpha intervals and two-sided p-values, plus the sample-ratio check. 404 for an unknown key. The answer
     carries an ETag: send it back in ``If-None-Match`` to get a 304 while nothing changed."""
     service = _results(request)
+    overrides = Overrides(method=method, difference=difference, cuped=cuped)
     if segment is not None:
-        segments = await service.segments(key, segment, alpha, method)
+        segments = await service.segments(key, segment, alpha, overrides)
         return json_with_etag(request, segments.model_dump_json().encode(), cache_control=RESULTS_CACHE_CONTROL)
-    results = await service.results(key, alpha, method)
+    results = await service.results(key, alpha, overrides)
     return json_with_etag(request, results.model_dump_json().encode(), cache_control=RESULTS_CACHE_CONTROL)
 
 

@@ -9,7 +9,14 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, Field
 
 from services.analyzer.stats import Comparison, SrmResult
-from splitstream.experiment import AnalysisMethod, ExperimentStatus, MetricRole, MetricType, PValueCorrection
+from splitstream.experiment import (
+    AnalysisMethod,
+    Difference,
+    ExperimentStatus,
+    MetricRole,
+    MetricType,
+    PValueCorrection,
+)
 
 
 def _finite_or_none(value: Any) -> Any:
@@ -62,8 +69,9 @@ def _effect_fields(comparison: Comparison) -> dict[str, Any]:
 
 
 class ComparisonOut(EffectOut):
-    """The relative lift m_t/m_c − 1 of ``variant`` over ``baseline`` (the control), and the absolute difference,
-    read by the experiment's analysis method."""
+    """``variant`` against ``baseline`` (the control), read by the experiment's analysis method: the headline fields
+    on the ``difference`` scale of the results (the relative lift m_t/m_c − 1 unless ``?difference=absolute``), and
+    each scale in full under ``relative`` and ``absolute``."""
 
     variant: str
     baseline: str
@@ -79,31 +87,45 @@ class ComparisonOut(EffectOut):
     )
     alpha_spent: Number = Field(None, description="group sequential: cumulative alpha spent up to that look")
     reject: bool | None = Field(None, description="group sequential: |z| ≥ boundary at that look (H0 rejected)")
+    variance_reduction: Number = Field(
+        None, description="CUPED: 1 − Var_adjusted(Δ)/Var_unadjusted(Δ) on the headline scale (0.3 = 30% less "
+                          "variance, the power of 1/0.7 times the users)",
+    )
+    relative: EffectOut
     absolute: EffectOut
 
     @classmethod
     def of_pair(
-        cls, variant: str, baseline: str, relative: Comparison, absolute: Comparison,
-        **extras: float | int | bool | None,
+        cls, variant: str, baseline: str, relative: Comparison, absolute: Comparison, *,
+        headline_absolute: bool = False, **extras: float | int | bool | None,
     ) -> ComparisonOut:
+        """The headline fields are the relative comparison's, or the absolute one's with ``headline_absolute``;
+        both scales are also given in full under ``relative`` and ``absolute``."""
+        headline = absolute if headline_absolute else relative
         return cls(
-            variant=variant, baseline=baseline, absolute=EffectOut.of(absolute), **_effect_fields(relative), **extras
+            variant=variant, baseline=baseline, relative=EffectOut.of(relative), absolute=EffectOut.of(absolute),
+            **_effect_fields(headline), **extras,
         )
 
 
 class MetricVariantOut(BaseModel):
     key: str
     n: int = Field(description="exposed users")
-    sum: Number = Field(description="binomial: converted users; mean: Σ of the per-user totals")
-    mean: Number
-    variance: Number = Field(description="per-user variance: p(1 − p) for binomial, (Σy² − (Σy)²/n)/(n − 1) for mean")
+    sum: Number = Field(description="binomial: converted users; mean: Σ of the per-user totals; ratio: Σ numerator")
+    mean: Number = Field(description="the conversion rate, the mean per user, or the ratio Σm/Σd (unadjusted)")
+    variance: Number = Field(description="per-user variance: p(1 − p) for binomial, (Σy² − (Σy)²/n)/(n − 1) for "
+                                         "mean, the delta-method v_R for ratio")
+    denominator_sum: Number = Field(None, description="ratio: Σ denominator")
+    covariate_mean: Number = Field(None, description="CUPED: the mean pre-exposure value of the metric")
 
 
 class MetricResultsOut(BaseModel):
     key: str
     type: MetricType
     event: str
+    denominator_event: str | None = None
     role: MetricRole
+    cuped: bool = Field(False, description="the comparisons are CUPED-adjusted with the pre-exposure covariate")
     variants: list[MetricVariantOut]
     comparisons: list[ComparisonOut]
 
@@ -151,6 +173,9 @@ class ExperimentResults(BaseModel):
     phase: int = Field(description="the phase read: each new phase starts its statistics from zero")
     alpha: float
     method: AnalysisMethod
+    difference: Difference = Field(
+        Difference.RELATIVE, description="the scale of every comparison's headline effect, CI and p-values"
+    )
     correction: PValueCorrection
     variants: list[VariantOut]
     srm: SrmOut

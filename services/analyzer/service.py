@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from pydantic import TypeAdapter, ValidationError
@@ -34,7 +35,7 @@ from services.analyzer.schemas import (
 from services.analyzer.segments import segment_results
 from services.analyzer.stats import validate_alpha
 from splitstream.errors import FieldError, InvalidRequest, NotFound
-from splitstream.experiment import AnalysisMethod, Experiment, Key
+from splitstream.experiment import AnalysisMethod, Difference, Experiment, Key
 from splitstream.keys import stats_scope
 from splitstream.registry import ExperimentRegistry
 
@@ -51,13 +52,13 @@ class ResultsService:
         self._clock = clock
 
     async def results(
-        self, key: str, alpha: float | None = None, method: AnalysisMethod | None = None
+        self, key: str, alpha: float | None = None, overrides: Overrides | None = None
     ) -> ExperimentResults:
         """Every treatment against the control (variants[0]) on every metric, read as the experiment's analysis
-        plan says (or by ``method``), the sample-ratio check, and the call for each treatment when a goal metric
-        is declared. A group-sequential plan is read at its latest recorded look; this request records the next
-        look when due."""
-        experiment = await self.experiment_for_reading(key, method)
+        plan says (or as ``overrides`` ask), the sample-ratio check, and the call for each treatment when a goal
+        metric is declared. A group-sequential plan is read at its latest recorded look; this request records the
+        next look when due."""
+        experiment = await self.experiment_for_reading(key, overrides)
         alpha = experiment.analysis.alpha if alpha is None else alpha
         validate_alpha(alpha)
         totals = await self._stats.read(stats_scope(experiment.key, experiment.phase), experiment.variant_keys())
@@ -74,6 +75,7 @@ class ResultsService:
             phase=experiment.phase,
             alpha=alpha,
             method=experiment.analysis.method,
+            difference=experiment.analysis.difference,
             correction=experiment.analysis.correction,
             variants=[VariantOut(key=v.key, users=totals[v.key].users, weight=v.weight) for v in experiment.variants],
             srm=srm,
@@ -105,17 +107,15 @@ class ResultsService:
         # Another request recorded this look first: report its record, not ours.
         return await self._looks.read(scope)
 
-    async def experiment_for_reading(self, key: str, method: AnalysisMethod | None = None) -> Experiment:
-        """The stored experiment, as read by ``method`` when one is asked for (404 for an unknown key)."""
+    async def experiment_for_reading(self, key: str, overrides: Overrides | None = None) -> Experiment:
+        """The stored experiment, as ``overrides`` ask to read it (404 for an unknown key)."""
         experiment = await self._experiment(key)
-        if method is not None and method is not experiment.analysis.method:
-            experiment = _read_by(experiment, method)
-        return experiment
+        return experiment if overrides is None else overrides.applied_to(experiment)
 
     async def segments(
-        self, key: str, dimension: str, alpha: float | None = None, method: AnalysisMethod | None = None
+        self, key: str, dimension: str, alpha: float | None = None, overrides: Overrides | None = None
     ) -> SegmentResults:
-        experiment = await self.experiment_for_reading(key, method)
+        experiment = await self.experiment_for_reading(key, overrides)
         return await segment_results(experiment, dimension, self._stats, alpha, self._srm_threshold)
 
     async def summaries(self) -> list[ExperimentSummary]:
@@ -133,14 +133,27 @@ class ResultsService:
         return await load_experiment(self._registry, key)
 
 
-def _read_by(experiment: Experiment, method: AnalysisMethod) -> Experiment:
-    """The experiment as if its plan named ``method``: a reader's override, never stored."""
-    if method is AnalysisMethod.GROUP_SEQUENTIAL:
-        raise InvalidRequest(
-            "group_sequential reads the looks its plan schedules; it cannot be chosen per request",
-            [FieldError("query.method", "one of frequentist, bayesian, sequential")],
-        )
-    return experiment.model_copy(update={"analysis": experiment.analysis.model_copy(update={"method": method})})
+@dataclass(frozen=True, slots=True)
+class Overrides:
+    """A reader's choices for one request, never stored: the method, the headline scale, CUPED on or off for every
+    metric (it only changes anything where the metric has pre-exposure data)."""
+
+    method: AnalysisMethod | None = None
+    difference: Difference | None = None
+    cuped: bool | None = None
+
+    def applied_to(self, experiment: Experiment) -> Experiment:
+        if self.method is AnalysisMethod.GROUP_SEQUENTIAL and experiment.analysis.method is not self.method:
+            raise InvalidRequest(
+                "group_sequential reads the looks its plan schedules; it cannot be chosen per request",
+                [FieldError("query.method", "one of frequentist, bayesian, sequential")],
+            )
+        plan = {name: value for name, value in (("method", self.method), ("difference", self.difference))
+                if value is not None}
+        update: dict[str, object] = {"analysis": experiment.analysis.model_copy(update=plan)}
+        if self.cuped is not None:
+            update["metrics"] = [metric.model_copy(update={"cuped": self.cuped}) for metric in experiment.metrics]
+        return experiment.model_copy(update=update)
 
 
 async def load_experiment(registry: ExperimentRegistry, key: str) -> Experiment:

@@ -27,11 +27,25 @@ from services.collector.decoding import DeadLetter, DecodedBatch, EventRecord, d
 from services.collector.metrics import CONSUMER_EVENTS, CONSUMER_LAG
 from splitstream.errors import DependencyUnavailable
 from splitstream.eventlog import Connectable
+from splitstream.keys import RedisKeys
 
 log = structlog.get_logger(__name__)
 
 _RETRIED = (RedisError, KafkaError, DependencyUnavailable)
 C = TypeVar("C", bound=Connectable)
+
+
+def statistics_folder(settings: CollectorSettings, redis: Redis, keys: RedisKeys) -> StatisticsFolder:
+    """The fold with the settings' limits, writing under ``keys`` (the live prefix, or a rebuild's)."""
+    return StatisticsFolder(
+        redis,
+        keys,
+        dedup_ttl_seconds=settings.dedup_ttl_seconds,
+        pending_ttl_seconds=settings.pending_ttl_seconds,
+        pending_max_events=settings.pending_max_events,
+        lateness_seconds=settings.lateness_seconds,
+        max_segment_values=settings.max_segment_values,
+    )
 
 
 class PartitionView(Protocol):
@@ -53,15 +67,7 @@ class Aggregator:
     ) -> None:
         """Without ``dead_letters``, :meth:`run_until_stopped` writes them with its own :class:`DeadLetterProducer`."""
         self._settings = settings
-        self._folder = StatisticsFolder(
-            redis,
-            settings.redis_keys,
-            dedup_ttl_seconds=settings.dedup_ttl_seconds,
-            pending_ttl_seconds=settings.pending_ttl_seconds,
-            pending_max_events=settings.pending_max_events,
-            lateness_seconds=settings.lateness_seconds,
-            max_segment_values=settings.max_segment_values,
-        )
+        self._folder = statistics_folder(settings, redis, settings.redis_keys)
         self._dead_letters = dead_letters
         self._poll_timeout_ms = poll_timeout_ms
         self._retry_seconds = retry_seconds

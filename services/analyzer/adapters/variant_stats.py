@@ -8,14 +8,15 @@ from dataclasses import dataclass, field
 from redis.asyncio import Redis
 
 from services.analyzer.errors import CorruptStatistics
-from splitstream.keys import RedisKeys, sum_field, sum_squares_field
+from splitstream.keys import RedisKeys, moment_field, sum_field, sum_squares_field
 
 USERS_FIELD = "users"
 
 
 @dataclass(frozen=True, slots=True)
 class VariantTotals:
-    """One variant's hash: exposed users and, per metric, Σy and Σy² over those users. Absent fields are 0."""
+    """One variant's hash: exposed users and, per metric, Σy and Σy² over those users (and a ratio's or a
+    covariate's further sums). Absent fields are 0."""
 
     users: int = 0
     values: Mapping[str, float] = field(default_factory=dict)
@@ -32,6 +33,10 @@ class VariantTotals:
 
     def sum_squares(self, metric: str) -> float:
         return self.values.get(sum_squares_field(metric), 0.0)
+
+    def moment(self, metric: str, name: str) -> float:
+        """Another per-metric sum of the hash (``moment_field``): a ratio's or a CUPED covariate's."""
+        return self.values.get(moment_field(metric, name), 0.0)
 
 
 def _text(raw: bytes | str) -> str:

@@ -35,25 +35,17 @@ from services.analyzer.stats import (
     GaussianPrior,
     Status,
     adjust_p_values,
-    compare,
-    compare_cuped,
-    compare_ratio,
     duration_days,
     sample_size,
     srm_check,
     tuning_parameter_from_plan,
 )
-from services.analyzer.stats.bayesian import (
-    BayesianEffect,
-    bayesian_compare,
-    bayesian_compare_cuped,
-    bayesian_compare_ratio,
-)
+from services.analyzer.stats.bayesian import BayesianEffect
+from services.analyzer.stats.estimators import Statistic, bayesian_estimate, estimate
 from services.analyzer.stats.sequential import confidence_sequence_from_estimate
 from splitstream.errors import FieldError, InvalidRequest, field_errors
 from splitstream.statistics import CovariateMoments, Proportion, RatioMoments, SampleMoments
 
-Stats = Proportion | SampleMoments | RatioMoments | CovariateMoments
 CUPED_FIELDS = ("covariate_sum", "covariate_sum_squares", "sum_covariate_product")
 
 
@@ -65,10 +57,10 @@ class _Readout:
     variance_reduction: float | None
 
 
-def _variant_stats(request: CompareRequest) -> list[tuple[str, Stats]]:
+def _variant_stats(request: CompareRequest) -> list[tuple[str, Statistic]]:
     """The variants as engine statistics; a variant that does not fit ``metric_type`` is a 422 naming its field."""
     model = VARIANT_MODELS[request.metric_type]
-    parsed: list[tuple[str, Stats]] = []
+    parsed: list[tuple[str, Statistic]] = []
     errors: list[FieldError] = []
     for index, raw in enumerate(request.variants):
         try:
@@ -86,7 +78,7 @@ def _variant_stats(request: CompareRequest) -> list[tuple[str, Stats]]:
     return parsed
 
 
-def _statistics(variant: BinomialVariant | MeanVariant | RatioVariant, cuped: bool) -> Stats:
+def _statistics(variant: BinomialVariant | MeanVariant | RatioVariant, cuped: bool) -> Statistic:
     if isinstance(variant, BinomialVariant):
         if cuped:
             raise ValueError("cuped needs a mean metric with covariate sums")
@@ -104,7 +96,7 @@ def _statistics(variant: BinomialVariant | MeanVariant | RatioVariant, cuped: bo
     return CovariateMoments(variant.n, variant.sum, variant.sum_squares, *(getattr(variant, f) for f in CUPED_FIELDS))
 
 
-def _mean(stats: Stats) -> float | None:
+def _mean(stats: Statistic) -> float | None:
     if stats.n == 0:
         return None
     if isinstance(stats, RatioMoments):
@@ -112,36 +104,21 @@ def _mean(stats: Stats) -> float | None:
     return stats.outcome().mean if isinstance(stats, CovariateMoments) else stats.mean
 
 
-def _frequentist(control: Stats, treatment: Stats, kind: EffectKind, alpha: float) -> _Readout:
-    if isinstance(control, CovariateMoments) and isinstance(treatment, CovariateMoments):
-        cuped = compare_cuped(control, treatment, alpha)
-        relative = kind is EffectKind.RELATIVE
-        chosen = cuped.adjusted.relative if relative else cuped.adjusted.absolute
-        reduction = cuped.variance_reduction_relative if relative else cuped.variance_reduction_absolute
-        return _Readout(chosen, reduction)
-    if isinstance(control, RatioMoments) and isinstance(treatment, RatioMoments):
-        both = compare_ratio(control, treatment, alpha)
-    elif isinstance(control, Proportion | SampleMoments) and isinstance(treatment, Proportion | SampleMoments):
-        both = compare(control, treatment, alpha)
-    else:
-        raise ValueError("control and treatment must be the same kind of statistic")
-    return _Readout(both.relative if kind is EffectKind.RELATIVE else both.absolute, None)
+def _frequentist(control: Statistic, treatment: Statistic, kind: EffectKind, alpha: float) -> _Readout:
+    estimated = estimate(control, treatment, alpha)
+    relative = kind is EffectKind.RELATIVE
+    comparison = estimated.comparison.relative if relative else estimated.comparison.absolute
+    reduction = estimated.variance_reduction_relative if relative else estimated.variance_reduction_absolute
+    return _Readout(comparison, reduction)
 
 
-def _bayesian(control: Stats, treatment: Stats, kind: EffectKind, alpha: float, prior: GaussianPrior | None
+def _bayesian(control: Statistic, treatment: Statistic, kind: EffectKind, alpha: float, prior: GaussianPrior | None
               ) -> BayesianEffect:
-    if isinstance(control, CovariateMoments) and isinstance(treatment, CovariateMoments):
-        both = bayesian_compare_cuped(control, treatment, alpha, prior)
-    elif isinstance(control, RatioMoments) and isinstance(treatment, RatioMoments):
-        both = bayesian_compare_ratio(control, treatment, alpha, prior)
-    elif isinstance(control, Proportion | SampleMoments) and isinstance(treatment, Proportion | SampleMoments):
-        both = bayesian_compare(control, treatment, alpha, prior)
-    else:
-        raise ValueError("control and treatment must be the same kind of statistic")
+    both = bayesian_estimate(control, treatment, alpha, prior)
     return both.relative if kind is EffectKind.RELATIVE else both.absolute
 
 
-def _result(name: str, control: Stats, treatment: Stats, request: CompareRequest) -> CompareResult:
+def _result(name: str, control: Statistic, treatment: Statistic, request: CompareRequest) -> CompareResult:
     kind = EffectKind(request.difference)
     readout = _frequentist(control, treatment, kind, request.alpha)
     fields: dict[str, Any] = {

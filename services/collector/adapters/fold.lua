@@ -11,13 +11,26 @@
 -- whichever arrives first. An event that arrives before the exposure waits in the user's pending list (with its
 -- arrival time) and is replayed when the exposure arrives only if event_arrived >= exposure_arrived - lateness.
 --
+-- Ratio metrics (role "ratio" for the numerator event, "denominator-count" / "denominator-sum" for the denominator
+-- event): the user's numerator total m and denominator total d live in the user hash (m:{metric}, d:{metric}); the
+-- variant keeps Σm, Σm² ({metric}:sum, :sumsq), Σd, Σd² (:dsum, :dsumsq) and Σm·d (:md). When one part moves, the
+-- cross product moves by the change times the other part: Σm·d += Δm·d, or m·Δd.
+--
+-- CUPED covariates (binomial and mean metrics): every event whose name feeds some metric also adds to the user's
+-- daily totals ({p}:user:{user}:days, "{event}|{day}" = Σ values, "{event}|{day}|n" = count; days since the epoch,
+-- UTC, by the event's own timestamp), kept covariate_days_kept days. At the user's first exposure, x for each metric
+-- is the same metric over the cuped_lookback_days whole days before the exposure's day (binomial: 1 if any event,
+-- mean: the total, capped like y), frozen from then on; the variant keeps Σx, Σx², Σx·y (:xsum, :xsumsq, :xy) and the
+-- user x:{metric} when x is not 0. Pre-period events that arrive after the exposure was folded are not in x.
+--
 -- Segments: for each dimension the definition lists in "segments", the first exposure's attribute value (text,
 -- "(none)" when absent, at most 64 characters) puts the user in that value's segment; a dimension keeps at most
 -- max_segment_values values, later ones fold into "(other)". Each segment has the variant hashes of the main
 -- statistics ({p}:exp:{scope}:seg:{dim}:{value}:v:{variant}), updated together with them; the values of a
 -- dimension are the set {p}:exp:{scope}:segvals:{dim}.
 --
--- ARGV: prefix, dedup_ttl, pending_ttl, pending_max, lateness_ms, poison_count, max_segment_values, then 8 fields
+-- ARGV: prefix, dedup_ttl, pending_ttl, pending_max, lateness_ms, poison_count, max_segment_values,
+-- covariate_days_kept, then 8 fields
 -- per event, in record order (arrived_ms: when the event reached the platform, epoch ms):
 --   exposure: "exposure", event_id, user_id, stats scope (experiment and phase), variant, ts_ms, arrived_ms,
 --             attributes (a JSON object, "" when none)
@@ -36,11 +49,15 @@ local pending_max = tonumber(ARGV[4])
 local lateness_ms = tonumber(ARGV[5])
 local poison = tonumber(ARGV[6])
 local max_segment_values = tonumber(ARGV[7])
-local FIRST_EVENT = 8
+local covariate_days_kept = tonumber(ARGV[8])
+local FIRST_EVENT = 9
 local FIELDS_PER_EVENT = 8
 local OTHER_VALUES = '(other)'
 local NO_VALUE = '(none)'
 local MS_PER_HOUR = 3600000
+local MS_PER_DAY = 86400000
+local SECONDS_PER_DAY = 86400
+local DEFAULT_LOOKBACK_DAYS = 14
 
 local applied, duplicates, orphans, overflow = 0, 0, 0, 0
 
@@ -50,6 +67,7 @@ local function experiment_key(scope) return prefix .. ':exp:' .. string.match(sc
 local function variant_key(experiment, variant) return prefix .. ':exp:' .. experiment .. ':v:' .. variant end
 local function user_key(experiment, user) return prefix .. ':exp:' .. experiment .. ':u:' .. user end
 local function pending_key(user) return prefix .. ':user:' .. user .. ':pending' end
+local function daily_totals_key(user) return prefix .. ':user:' .. user .. ':days' end
 local function seen_key(event_id) return prefix .. ':seen:' .. event_id end
 local function event_metrics_key(name) return prefix .. ':event-metrics:' .. name end
 local function stats_key(counter) return prefix .. ':stats:' .. counter end
@@ -60,6 +78,12 @@ local function segment_values_key(scope, dimension) return prefix .. ':exp:' .. 
 
 local function finite(x)
   return x == x and x ~= math.huge and x ~= -math.huge
+end
+
+-- What one event adds to a total: its value, or 1 when it has none.
+local function event_value(value)
+  if value == '' then return 1 end
+  return tonumber(value)
 end
 
 -- Per-call caches: the script runs atomically, so nothing they hold can change while it runs.
@@ -194,16 +218,16 @@ local function attributed(experiment, metric, exposed_at, happened_at)
   return hours == nil or happened_at < exposed_at + hours * MS_PER_HOUR
 end
 
--- Entries "experiment|metric|type" of the metric index, parsed.
+-- Entries "experiment|metric|role" of the metric index, parsed (role: splitstream.experiment.Metric.feeds).
 local metric_indexes = {}
 local function metrics_fed_by(name)
   local cached = metric_indexes[name]
   if cached == nil then
     cached = {}
     for _, entry in ipairs(redis.call('SMEMBERS', event_metrics_key(name))) do
-      local experiment, metric, metric_type = string.match(entry, '^([^|]+)|([^|]+)|([^|]+)$')
+      local experiment, metric, role = string.match(entry, '^([^|]+)|([^|]+)|([^|]+)$')
       if experiment then
-        table.insert(cached, {experiment = experiment, metric = metric, type = metric_type})
+        table.insert(cached, {experiment = experiment, metric = metric, role = role})
       end
     end
     metric_indexes[name] = cached
@@ -211,45 +235,169 @@ local function metrics_fed_by(name)
   return cached
 end
 
--- Adds one event to one exposed user's metric. Binomial: y_i = 1 once the user converts (at most once).
--- Mean: the user's raw running total T is kept in the user hash and y_i = T, or, with a cap c, the winsorized
--- y_i = min(T, c) (from above only: negative totals stay). On T_old -> T_new, Σy gains y(T_new) − y(T_old) and
--- Σy² gains y(T_new)² − y(T_old)², so both stay sums over users of their (capped) totals.
-local function fold(experiment, user_hash, variant, metric, metric_type, value)
+-- Adds each {field, delta} of increments to the variant's statistics and to its segments' among the user's, or none
+-- of them: a delta that is not finite, or that would take the variant's sum past the float range, skips the whole
+-- update (counted in overflow, and the caller leaves the user's totals as they were). Returns whether it applied.
+local function add_to_stats(experiment, user_hash, variant, increments)
+  local fields = {}
+  for index, increment in ipairs(increments) do fields[index] = increment[1] end
+  local current = redis.call('HMGET', variant_key(experiment, variant), unpack(fields))
+  for index, increment in ipairs(increments) do
+    if not (finite(increment[2]) and finite(tonumber(current[index] or '0') + increment[2])) then
+      overflow = overflow + 1
+      return false
+    end
+  end
+  for _, target in ipairs(stats_targets(experiment, user_hash, variant)) do
+    for _, increment in ipairs(increments) do
+      if increment[2] ~= 0 then redis.call('HINCRBYFLOAT', target, increment[1], increment[2]) end
+    end
+  end
+  return true
+end
+
+local function user_number(user_hash, field)
+  return tonumber(redis.call('HGET', user_hash, field) or '0')
+end
+
+-- Adds one event to one exposed user's y (binomial, mean) or ratio numerator m. Binomial: y = 1 once the user
+-- converts (at most once). Mean and ratio: the user's raw running total T is kept in the user hash and y = T, or,
+-- with a mean metric's cap c, the winsorized y = min(T, c) (from above only: negative totals stay). On
+-- T_old -> T_new, Σy gains y(T_new) − y(T_old) and Σy² gains y(T_new)² − y(T_old)², so both stay sums over users
+-- of their (capped) totals; Σx·y gains x·Δy and a ratio's Σm·d gains Δm·d.
+local function fold_value(experiment, user_hash, variant, metric, metric_type, value)
   local total_field = 'm:' .. metric
-  local stats = variant_key(experiment, variant)
-  local sum_field, sumsq_field = metric .. ':sum', metric .. ':sumsq'
+  local old, new, y_old, y_new
   if metric_type == 'binomial' then
-    if redis.call('HSETNX', user_hash, total_field, 1) == 1 then
-      for _, target in ipairs(stats_targets(experiment, user_hash, variant)) do
-        redis.call('HINCRBYFLOAT', target, sum_field, 1)
-        redis.call('HINCRBYFLOAT', target, sumsq_field, 1)
+    if redis.call('HEXISTS', user_hash, total_field) == 1 then return end
+    old, new, y_old, y_new = 0, 1, 0, 1
+  else
+    old = user_number(user_hash, total_field)
+    new = old + event_value(value)
+    y_old, y_new = old, new
+    local cap = metric_type == 'mean' and caps_of(experiment)[metric]
+    if cap then y_old, y_new = math.min(old, cap), math.min(new, cap) end
+  end
+  local delta = y_new - y_old
+  local increments = {{metric .. ':sum', delta}, {metric .. ':sumsq', y_new * y_new - y_old * y_old}}
+  if metric_type == 'ratio' then
+    table.insert(increments, {metric .. ':md', delta * user_number(user_hash, 'd:' .. metric)})
+  else
+    local covariate = user_number(user_hash, 'x:' .. metric)
+    if covariate ~= 0 then table.insert(increments, {metric .. ':xy', covariate * delta}) end
+  end
+  if finite(new) and add_to_stats(experiment, user_hash, variant, increments) then
+    redis.call('HSET', user_hash, total_field, new)
+  end
+end
+
+-- Adds one event to one exposed user's ratio denominator d: 1 (count), or the event's value (sum).
+local function fold_denominator(experiment, user_hash, variant, metric, aggregate, value)
+  local step = 1
+  if aggregate == 'sum' then step = event_value(value) end
+  local total_field = 'd:' .. metric
+  local old = user_number(user_hash, total_field)
+  local new = old + step
+  local increments = {
+    {metric .. ':dsum', step}, {metric .. ':dsumsq', new * new - old * old},
+    {metric .. ':md', user_number(user_hash, 'm:' .. metric) * step},
+  }
+  if finite(new) and add_to_stats(experiment, user_hash, variant, increments) then
+    redis.call('HSET', user_hash, total_field, new)
+  end
+end
+
+local function fold(experiment, user_hash, variant, metric, role, value)
+  local aggregate = string.match(role, '^denominator%-(%a+)$')
+  if aggregate then
+    fold_denominator(experiment, user_hash, variant, metric, aggregate, value)
+  elseif role == 'binomial' or role == 'mean' or role == 'ratio' then
+    fold_value(experiment, user_hash, variant, metric, role, value)
+  end
+end
+
+-- Binomial and mean metrics of the experiment, with what their covariate needs, and the lookback in days.
+local covariate_plans = {}
+local function covariate_plan_of(experiment)
+  local cached = covariate_plans[experiment]
+  if cached == nil then
+    cached = {metrics = {}, lookback = DEFAULT_LOOKBACK_DAYS}
+    local definition = definition_of(experiment)
+    if definition and type(definition.analysis) == 'table'
+        and type(definition.analysis.cuped_lookback_days) == 'number' then
+      cached.lookback = math.min(definition.analysis.cuped_lookback_days, covariate_days_kept)
+    end
+    if definition and type(definition.metrics) == 'table' then
+      for _, metric in ipairs(definition.metrics) do
+        if type(metric) == 'table' and type(metric.key) == 'string' and type(metric.event) == 'string'
+            and (metric.type == 'binomial' or metric.type == 'mean') then
+          table.insert(cached.metrics, {key = metric.key, type = metric.type, event = metric.event,
+                                        cap = type(metric.cap) == 'number' and metric.cap or nil})
+        end
       end
     end
-  elseif metric_type == 'mean' then
-    local v = 1
-    if value ~= '' then v = tonumber(value) end
-    local old = tonumber(redis.call('HGET', user_hash, total_field) or '0')
-    local new = old + v
-    local y_old, y_new, sum_delta = old, new, v
-    local cap = caps_of(experiment)[metric]
-    if cap then
-      y_old, y_new = math.min(old, cap), math.min(new, cap)
-      sum_delta = y_new - y_old
+    covariate_plans[experiment] = cached
+  end
+  return cached
+end
+
+-- Adds an event to the user's daily totals when its name feeds a metric, pruning days no experiment can look back
+-- to whenever a new day starts for that name.
+local function record_daily_total(user, name, value, happened_at, arrived_at)
+  local day = math.floor(happened_at / MS_PER_DAY)
+  local oldest_kept = math.floor(arrived_at / MS_PER_DAY) - covariate_days_kept - 1
+  local v = event_value(value)
+  if day < oldest_kept or not v then return end
+  local key = daily_totals_key(user)
+  local field = name .. '|' .. day
+  local sum = tonumber(redis.call('HGET', key, field) or '0') + v
+  if not finite(sum) then
+    overflow = overflow + 1
+    return
+  end
+  redis.call('HSET', key, field, sum)
+  if redis.call('HINCRBY', key, field .. '|n', 1) == 1 then
+    for _, existing in ipairs(redis.call('HKEYS', key)) do
+      local existing_day = tonumber(string.match(existing, '|(%d+)$') or string.match(existing, '|(%d+)|n$') or '')
+      if existing_day and existing_day < oldest_kept then redis.call('HDEL', key, existing) end
     end
-    local square_delta = y_new * y_new - y_old * y_old
-    local sums = redis.call('HMGET', stats, sum_field, sumsq_field)
-    local sum_after = tonumber(sums[1] or '0') + sum_delta
-    local sumsq_after = tonumber(sums[2] or '0') + square_delta
-    if not (finite(new) and finite(y_new * y_new) and finite(y_old * y_old) and finite(sum_after)
-            and finite(sumsq_after)) then
-      overflow = overflow + 1
-      return
+  end
+  redis.call('EXPIRE', key, (covariate_days_kept + 2) * SECONDS_PER_DAY)
+end
+
+-- x of each binomial and mean metric for a user first exposed at exposed_at (see the header), with Σx and Σx² added
+-- to the variant's statistics and segments.
+local function enter_covariates(experiment, user, user_hash, variant, exposed_at)
+  local plan = covariate_plan_of(experiment)
+  local key = daily_totals_key(user)
+  if #plan.metrics == 0 or redis.call('EXISTS', key) == 0 then return end
+  local exposure_day = math.floor(exposed_at / MS_PER_DAY)
+  local totals = {}
+  for _, metric in ipairs(plan.metrics) do
+    local event_totals = totals[metric.event]
+    if event_totals == nil then
+      local fields = {}
+      for day = exposure_day - plan.lookback, exposure_day - 1 do
+        table.insert(fields, metric.event .. '|' .. day)
+        table.insert(fields, metric.event .. '|' .. day .. '|n')
+      end
+      local values = redis.call('HMGET', key, unpack(fields))
+      event_totals = {sum = 0, count = 0}
+      for index = 1, #values, 2 do
+        event_totals.sum = event_totals.sum + tonumber(values[index] or '0')
+        event_totals.count = event_totals.count + tonumber(values[index + 1] or '0')
+      end
+      totals[metric.event] = event_totals
     end
-    redis.call('HSET', user_hash, total_field, new)
-    for _, target in ipairs(stats_targets(experiment, user_hash, variant)) do
-      redis.call('HINCRBYFLOAT', target, sum_field, sum_delta)
-      redis.call('HINCRBYFLOAT', target, sumsq_field, square_delta)
+    local x = event_totals.sum
+    if metric.type == 'binomial' then
+      x = event_totals.count > 0 and 1 or 0
+    elseif metric.cap then
+      x = math.min(x, metric.cap)
+    end
+    if x ~= 0 and add_to_stats(experiment, user_hash, variant,
+                               {{metric.key .. ':xsum', x}, {metric.key .. ':xsumsq', x * x}}) then
+      redis.call('HSET', user_hash, 'x:' .. metric.key, x)
     end
   end
 end
@@ -265,7 +413,7 @@ local function replay_pending(experiment, user, user_hash, variant, exposed_at, 
     if name and happened_at and (tonumber(arrived) or happened_at) >= earliest_arrival then
       for _, target in ipairs(metrics_fed_by(name)) do
         if target.experiment == experiment and attributed(experiment, target.metric, exposed_at, happened_at) then
-          fold(experiment, user_hash, variant, target.metric, target.type, value)
+          fold(experiment, user_hash, variant, target.metric, target.role, value)
         end
       end
     end
@@ -285,6 +433,7 @@ local function apply_exposure(user, experiment, variant, ts, arrived, attributes
   redis.call('HSET', user_hash, 'variant', variant, 'ts', ts)
   redis.call('HINCRBY', variant_key(experiment, variant), 'users', 1)
   enter_segments(experiment, user_hash, variant, attributes_json)
+  enter_covariates(experiment, user, user_hash, variant, tonumber(ts))
   replay_pending(experiment, user, user_hash, variant, tonumber(ts), tonumber(arrived))
 end
 
@@ -294,12 +443,14 @@ local function apply_track_event(user, name, value, ts, arrived)
   redis.call('LTRIM', pending, 0, pending_max - 1)
   redis.call('EXPIRE', pending, pending_ttl)
   local happened_at = tonumber(ts)
-  for _, target in ipairs(metrics_fed_by(name)) do
+  local targets = metrics_fed_by(name)
+  if #targets > 0 then record_daily_total(user, name, value, happened_at, tonumber(arrived)) end
+  for _, target in ipairs(targets) do
     local user_hash = user_key(target.experiment, user)
     local exposure = redis.call('HMGET', user_hash, 'variant', 'ts')
     if exposure[1] and exposure[2]
         and attributed(target.experiment, target.metric, tonumber(exposure[2]), happened_at) then
-      fold(target.experiment, user_hash, exposure[1], target.metric, target.type, value)
+      fold(target.experiment, user_hash, exposure[1], target.metric, target.role, value)
     end
   end
 end

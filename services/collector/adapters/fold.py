@@ -18,6 +18,7 @@ from redis.asyncio import Redis
 
 from services.collector.decoding import arrival_ms
 from splitstream.events import Exposure, TrackEvent
+from splitstream.experiment import MAX_CUPED_LOOKBACK_DAYS
 from splitstream.keys import RedisKeys, stats_scope
 
 FOLD_SCRIPT: Final = files("services.collector.adapters").joinpath("fold.lua").read_text(encoding="utf-8")
@@ -50,10 +51,10 @@ def script_header(
     poison: int, max_segment_values: int = DEFAULT_MAX_SEGMENT_VALUES,
 ) -> list[str]:
     """The ARGV fields ``fold.lua`` reads before the events; the lateness bound travels in milliseconds, the unit of
-    the arrival times it is compared with."""
+    the arrival times it is compared with. Daily totals are kept as long as the longest CUPED lookback allowed."""
     return [
         prefix, str(dedup_ttl_seconds), str(pending_ttl_seconds), str(pending_max_events),
-        str(lateness_seconds * 1000), str(poison), str(max_segment_values),
+        str(lateness_seconds * 1000), str(poison), str(max_segment_values), str(MAX_CUPED_LOOKBACK_DAYS),
     ]
 
 

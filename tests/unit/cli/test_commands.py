@@ -75,6 +75,7 @@ def metric_results(metric: Metric, users: tuple[int, int] = (5000, 5012)) -> wir
     control_mean = 0.1 if metric.type is MetricType.BINOMIAL else 20.0
     comparison = wire.ComparisonOut(
         variant="new_title", baseline="control", adjusted_p_value=min(1.0, p_value * 4),
+        relative=wire.EffectOut(**effect(value, lower, upper, p_value)),
         absolute=wire.EffectOut(**effect(value * control_mean, lower * control_mean, upper * control_mean, p_value)),
         **effect(value, lower, upper, p_value),
     )

@@ -11,6 +11,7 @@ import pytest
 from services.collector.adapters.fold import script_fields, script_header
 from services.collector.config import CollectorSettings
 from splitstream.events import Exposure, TrackEvent
+from splitstream.experiment import MAX_CUPED_LOOKBACK_DAYS
 
 AT = datetime(2024, 5, 1, 12, 0, 0, 123000, tzinfo=UTC)
 
@@ -19,7 +20,7 @@ def test_the_header_carries_the_limits_and_the_lateness_bound_in_milliseconds() 
     header = script_header("pfx", dedup_ttl_seconds=604800, pending_ttl_seconds=7200, pending_max_events=200,
                            lateness_seconds=3600, poison=2, max_segment_values=20)
 
-    assert header == ["pfx", "604800", "7200", "200", "3600000", "2", "20"]
+    assert header == ["pfx", "604800", "7200", "200", "3600000", "2", "20", str(MAX_CUPED_LOOKBACK_DAYS)]
 
 
 def test_an_exposure_carries_its_experiment_variant_and_epoch_milliseconds() -> None:

@@ -1,0 +1,195 @@
+"""Ratio metrics and CUPED covariates folded in the stream, checked against numpy on the raw per-user data.
+
+Ratio: per user m = Σ numerator values and d = count (or Σ) of denominator events after exposure; the variant keeps
+n, Σm, Σm², Σd, Σd², Σm·d. CUPED: per user x = the metric over the lookback's whole days before the exposure's day
+(binomial: any event; mean: the capped total); the variant keeps Σx, Σx², Σx·y.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from redis.asyncio import Redis
+
+from services.collector.aggregator import statistics_folder
+from services.collector.config import CollectorSettings
+from splitstream.events import Exposure, TrackEvent
+from splitstream.experiment import (
+    Aggregate,
+    AnalysisPlan,
+    Experiment,
+    ExperimentStatus,
+    Metric,
+    MetricType,
+    Variant,
+)
+from splitstream.registry import ExperimentRegistry
+from splitstream.statistics import CovariateMoments, RatioMoments
+
+KEY = "price-points"
+VARIANTS = ("control", "treatment")
+CAP = 150.0
+LOOKBACK_DAYS = 7
+DAY = timedelta(days=1)
+NOW = datetime.now(UTC)
+# The exposure's day starts at midnight UTC; events are placed relative to it, whatever the time of the run.
+EXPOSURE_DAY = NOW.replace(hour=0, minute=0, second=0, microsecond=0)
+EXPOSED_AT = EXPOSURE_DAY + timedelta(minutes=30)
+
+
+@pytest.fixture
+async def experiment(redis: Redis, settings: CollectorSettings) -> Experiment:
+    created = Experiment(
+        key=KEY,
+        variants=[Variant(key=key) for key in VARIANTS],
+        metrics=[
+            Metric(key="ctr", type=MetricType.RATIO, event="click", denominator_event="impression"),
+            Metric(key="order_value", type=MetricType.RATIO, event="purchase", denominator_event="purchase"),
+            Metric(key="spend_per_impression", type=MetricType.RATIO, event="purchase",
+                   denominator_event="impression", denominator_aggregate=Aggregate.SUM),
+            Metric(key="converted", type=MetricType.BINOMIAL, event="purchase"),
+            Metric(key="revenue", type=MetricType.MEAN, event="purchase", cap=CAP),
+        ],
+        analysis=AnalysisPlan(cuped_lookback_days=LOOKBACK_DAYS),
+        status=ExperimentStatus.RUNNING,
+        salt="salt",
+        created_at=NOW,
+    )
+    assert await ExperimentRegistry(redis, settings.redis_keys).create(created)
+    return created
+
+
+@dataclass
+class Truth:
+    """Per user and variant, the raw values each statistic is a sum over."""
+
+    users: dict[str, list[dict[str, float]]] = field(default_factory=lambda: {v: [] for v in VARIANTS})
+
+
+def _event(user: str, index: int, name: str, at: datetime, value: float | None) -> TrackEvent:
+    return TrackEvent(type="event", event_id=f"{user}-{name}-{index}", user_id=user, name=name, value=value,
+                      timestamp=at)
+
+
+def simulate(seed: int, count: int) -> tuple[list[Exposure | TrackEvent], Truth]:
+    """Events in arrival order (pre-period, exposure, after it, a late pre-period one) and the true per-user values."""
+    rng = random.Random(seed)
+    events: list[Exposure | TrackEvent] = []
+    truth = Truth()
+    for number in range(count):
+        user, variant = f"u{number}", VARIANTS[number % 2]
+        index = 0
+        spend_before = 0.0
+        bought_before = False
+        for _ in range(rng.randint(0, 4)):
+            days_back = rng.randint(1, LOOKBACK_DAYS + 5)  # some fall outside the lookback and must not count
+            value = round(rng.uniform(5, 120), 2)
+            at = EXPOSURE_DAY - days_back * DAY + timedelta(hours=12)
+            events.append(_event(user, index := index + 1, "purchase", at, value))
+            if days_back <= LOOKBACK_DAYS:
+                spend_before += value
+                bought_before = True
+        # Earlier on the exposure's own day: neither in the pre-period nor attributed (before the exposure).
+        events.append(_event(user, index := index + 1, "purchase", EXPOSURE_DAY + timedelta(minutes=5), 999.0))
+        events.append(Exposure(type="exposure", event_id=f"{user}-exposure", user_id=user, experiment=KEY,
+                               variant=variant, timestamp=EXPOSED_AT))
+        impressions = rng.randint(0, 5)
+        clicks = rng.randint(0, impressions)
+        purchases = [round(rng.uniform(1, 90), 2) for _ in range(rng.randint(0, 3))]
+        after = EXPOSED_AT + timedelta(minutes=1)
+        impression_values = []
+        for _ in range(impressions):
+            impression_values.append(rng.choice([None, 2.0, 0.5]))
+            events.append(_event(user, index := index + 1, "impression", after, impression_values[-1]))
+        for _ in range(clicks):
+            events.append(_event(user, index := index + 1, "click", after, None))
+        for value in purchases:
+            events.append(_event(user, index := index + 1, "purchase", after, value))
+        # Dated in the pre-period but arriving after the exposure was folded: x is frozen at the exposure.
+        events.append(_event(user, index := index + 1, "purchase", EXPOSURE_DAY - DAY, 50.0))
+        truth.users[variant].append({
+            "clicks": clicks, "impressions": impressions,
+            "impression_total": sum(1.0 if v is None else v for v in impression_values),
+            "spend": sum(purchases), "orders": len(purchases),
+            "converted": 1.0 if purchases else 0.0, "revenue": min(sum(purchases), CAP),
+            "x_converted": 1.0 if bought_before else 0.0, "x_revenue": min(spend_before, CAP),
+        })
+    return events, truth
+
+
+def _fields(raw: dict[bytes, bytes]) -> dict[str, float]:
+    return {key.decode(): float(value) for key, value in raw.items()}
+
+
+def _ratio(stats: dict[str, float], metric: str) -> RatioMoments:
+    return RatioMoments(int(stats["users"]), *(stats.get(f"{metric}:{part}", 0.0)
+                                              for part in ("sum", "sumsq", "dsum", "dsumsq", "md")))
+
+
+def _covariate(stats: dict[str, float], metric: str) -> CovariateMoments:
+    return CovariateMoments(int(stats["users"]), *(stats.get(f"{metric}:{part}", 0.0)
+                                                  for part in ("sum", "sumsq", "xsum", "xsumsq", "xy")))
+
+
+def _close(actual: RatioMoments | CovariateMoments, expected: RatioMoments | CovariateMoments) -> None:
+    assert actual.n == expected.n
+    for name in actual.__slots__:
+        assert getattr(actual, name) == pytest.approx(getattr(expected, name), rel=1e-12, abs=1e-9), name
+
+
+@pytest.mark.usefixtures("experiment")
+async def test_ratio_and_covariate_sums_match_the_raw_per_user_values(
+    settings: CollectorSettings, redis: Redis
+) -> None:
+    events, truth = simulate(seed=11, count=80)
+    folder = statistics_folder(settings, redis, settings.redis_keys)
+    arrived = time.time_ns() // 1_000_000
+    for start in range(0, len(events), 97):  # several batches, a user's events spread over two at times
+        batch = events[start:start + 97]
+        await folder.apply(batch, [arrived] * len(batch))
+
+    for variant in VARIANTS:
+        stats = _fields(await redis.hgetall(settings.redis_keys.variant_stats(KEY, variant)))
+        users = truth.users[variant]
+        column = {name: [user[name] for user in users] for name in users[0]}
+        _close(_ratio(stats, "ctr"), RatioMoments.of(column["clicks"], column["impressions"]))
+        _close(_ratio(stats, "order_value"), RatioMoments.of(column["spend"], column["orders"]))
+        _close(_ratio(stats, "spend_per_impression"), RatioMoments.of(column["spend"], column["impression_total"]))
+        _close(_covariate(stats, "converted"), CovariateMoments.of(column["converted"], column["x_converted"]))
+        _close(_covariate(stats, "revenue"), CovariateMoments.of(column["revenue"], column["x_revenue"]))
+        assert sum(column["x_converted"]) > 5, "the simulation must give CUPED pre-period data to use"
+
+
+@pytest.mark.usefixtures("experiment")
+async def test_a_replayed_batch_changes_neither_ratio_nor_covariate_sums(
+    settings: CollectorSettings, redis: Redis
+) -> None:
+    events, _ = simulate(seed=5, count=20)
+    folder = statistics_folder(settings, redis, settings.redis_keys)
+    arrived = [time.time_ns() // 1_000_000] * len(events)
+    await folder.apply(events, arrived)
+    keys = [settings.redis_keys.variant_stats(KEY, variant) for variant in VARIANTS]
+    before = [await redis.hgetall(key) for key in keys]
+    outcome = await folder.apply(events, arrived)
+    assert outcome.duplicates == len(events) and outcome.applied == 0
+    assert [await redis.hgetall(key) for key in keys] == before
+
+
+async def test_daily_totals_keep_only_days_a_lookback_can_reach(
+    settings: CollectorSettings, redis: Redis, experiment: Experiment
+) -> None:
+    """A purchase 40 days old is not kept (the longest lookback is 30 days); the user's day hash expires."""
+    folder = statistics_folder(settings, redis, settings.redis_keys)
+    arrived = time.time_ns() // 1_000_000
+    await folder.apply([_event("old", 1, "purchase", NOW - 40 * DAY, 10.0),
+                        _event("old", 2, "purchase", NOW - 2 * DAY, 20.0),
+                        _event("old", 3, "unmeasured", NOW - 2 * DAY, 20.0)], [arrived] * 3)
+    days = settings.redis_keys.daily_totals("old")
+    stored = _fields(await redis.hgetall(days))
+    day = (NOW - 2 * DAY).timestamp() // 86400
+    assert stored == {f"purchase|{day:.0f}": 20.0, f"purchase|{day:.0f}|n": 1.0}
+    assert 0 < await redis.ttl(days) <= 32 * 86400
