@@ -196,6 +196,10 @@ def _metric_title(metric: JsonObject, higher_is_better: bool) -> str:
     details = [str(metric.get("type", "")), str(metric.get("role", ""))]
     if not higher_is_better:
         details.append("lower is better")
+    if metric.get("cuped"):
+        reductions = [c["variance_reduction"] for c in metric.get("comparisons", [])
+                      if isinstance(c.get("variance_reduction"), int | float)]
+        details.append(f"CUPED, variance −{max(0.0, min(reductions)):.0%}" if reductions else "CUPED")
     return f"{metric.get('key')} ({', '.join(d for d in details if d)})"
 
 

@@ -40,6 +40,7 @@ LABELS: dict[str, dict[Lang, str]] = {
     "interval": {Lang.EN: "interval", Lang.ZH: "区间"},
     "p_value": {Lang.EN: "p", Lang.ZH: "p 值"},
     "adjusted_p": {Lang.EN: "Adjusted p", Lang.ZH: "校正后 p 值"},
+    "cuped_variance": {Lang.EN: "CUPED: variance −", Lang.ZH: "CUPED：方差 −"},
     "split_check": {Lang.EN: "Split check", Lang.ZH: "分流检查"},
     "charts": {Lang.EN: "Charts", Lang.ZH: "图表"},
     "forest_title": {Lang.EN: "Relative effect of each metric, with its CI", Lang.ZH: "各指标的相对效果及置信区间"},

@@ -188,9 +188,13 @@ def _metric_rows(metric: MetricResultsOut, lang: Lang, lead: str = "") -> list[s
     rows = []
     for comparison in metric.comparisons:
         lift, interval = _lift(comparison)
+        reduction = comparison.variance_reduction
+        # A reader should know the interval is CUPED's, and what it bought: the share of variance removed.
+        note = "" if reduction is None else label("cuped_variance", lang) + percent(max(reduction, 0.0))
+        cuped = f' <span class="muted cuped">{_e(note)}</span>' if note else ""
         rows.append(
             f"<tr>{lead}<td>{_e(metric.key)} <span class=muted>({_e(translated(ROLE_LABELS, metric.role, lang))})"
-            f"</span></td><td>{_e(comparison.variant)}</td>"
+            f"</span>{cuped}</td><td>{_e(comparison.variant)}</td>"
             f'<td class="num">{_e(_value(control.mean if control else None, metric.type))}</td>'
             f'<td class="num">{_e(_value(means.get(comparison.variant), metric.type))}</td>'
             f'<td class="num">{lift}</td><td class="num">{interval}</td>'

@@ -16,7 +16,7 @@
 -- variant keeps Σm, Σm² ({metric}:sum, :sumsq), Σd, Σd² (:dsum, :dsumsq) and Σm·d (:md). When one part moves, the
 -- cross product moves by the change times the other part: Σm·d += Δm·d, or m·Δd.
 --
--- CUPED covariates (binomial and mean metrics): every event whose name feeds some metric also adds to the user's
+-- CUPED covariates (binomial and mean metrics): every event whose name feeds such a metric also adds to the user's
 -- daily totals ({p}:user:{user}:days, "{event}|{day}" = Σ values, "{event}|{day}|n" = count; days since the epoch,
 -- UTC, by the event's own timestamp), kept covariate_days_kept days. At the user's first exposure, x for each metric
 -- is the same metric over the cuped_lookback_days whole days before the exposure's day (binomial: 1 if any event,
@@ -341,8 +341,8 @@ local function covariate_plan_of(experiment)
   return cached
 end
 
--- Adds an event to the user's daily totals when its name feeds a metric, pruning days no experiment can look back
--- to whenever a new day starts for that name.
+-- Adds an event to the user's daily totals, pruning days no experiment can look back to whenever a new day starts
+-- for that name.
 local function record_daily_total(user, name, value, happened_at, arrived_at)
   local day = math.floor(happened_at / MS_PER_DAY)
   local oldest_kept = math.floor(arrived_at / MS_PER_DAY) - covariate_days_kept - 1
@@ -444,7 +444,12 @@ local function apply_track_event(user, name, value, ts, arrived)
   redis.call('EXPIRE', pending, pending_ttl)
   local happened_at = tonumber(ts)
   local targets = metrics_fed_by(name)
-  if #targets > 0 then record_daily_total(user, name, value, happened_at, tonumber(arrived)) end
+  for _, target in ipairs(targets) do
+    if target.role == 'binomial' or target.role == 'mean' then
+      record_daily_total(user, name, value, happened_at, tonumber(arrived))
+      break
+    end
+  end
   for _, target in ipairs(targets) do
     local user_hash = user_key(target.experiment, user)
     local exposure = redis.call('HMGET', user_hash, 'variant', 'ts')

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import base64
 import random
 from typing import Any
 
@@ -161,3 +162,16 @@ async def test_a_bad_override_is_a_422_naming_it(
 
     assert answer.status_code == 422
     assert field in {error["field"] for error in answer.json()["error"]["fields"]}
+
+
+@pytest.mark.usefixtures("arms")
+@pytest.mark.parametrize(("lang", "note"), [("en", "CUPED: variance −"), ("zh", "CUPED：方差 −")])
+async def test_the_report_marks_a_cuped_metric_with_the_variance_it_removed(
+    client: httpx.AsyncClient, lang: str, note: str
+) -> None:
+    basic = "Basic " + base64.b64encode(f"lead:{TEST_KEYS['read_key']}".encode()).decode()
+    page = await client.get(f"/experiments/{KEY}", params={"lang": lang}, headers={"Authorization": basic})
+
+    assert page.status_code == 200
+    rows = [row for row in page.text.split("<tr>") if note in row]
+    assert [row.split("</td>")[0].split(">")[1].split(" ")[0] for row in rows] == ["revenue"]

@@ -39,7 +39,8 @@ async def test_create_stores_a_draft_salted_by_its_key(client: httpx.AsyncClient
                                    {"key": "treatment-1", "weight": 0.5, "name": "", "payload": None}]
     assert created["metrics"] == [{"key": "purchased", "type": "binomial", "event": "purchase", "role": "secondary",
                                    "higher_is_better": True, "margin": 0.0, "cap": None,
-                                   "conversion_window_hours": None}]
+                                   "conversion_window_hours": None, "denominator_event": None,
+                                   "denominator_aggregate": "count", "cuped": True}]
     assert created["analysis"]["method"] == "frequentist" and created["analysis"]["alpha"] == 0.05
     assert (created["status"], created["salt"], created["started_at"]) == ("draft", key, None)
     assert abs(datetime.fromisoformat(created["created_at"]) - datetime.now(UTC)) < timedelta(seconds=30)

@@ -425,3 +425,14 @@ def test_without_a_dev_key_file_the_entry_point_asks_for_the_key(
     assert result.exit_code == 1
     assert "SPLITSTREAM_ADMIN_KEY" in result.stderr
     assert not (tmp_path / "api-keys.env").exists()  # reading the keys never creates them
+
+
+def test_a_cuped_metric_says_so_with_the_smallest_variance_reduction_in_its_title() -> None:
+    answer = results()
+    revenue = answer["metrics"][1]
+    revenue["cuped"] = True
+    revenue["comparisons"][0]["variance_reduction"] = 0.374
+    services = FakeServices({("GET", RESULTS_URL): answer, **DEFINITION_ROUTE})
+    result = run(services, "results", KEY)
+    assert result.exit_code == 0, result.output
+    assert f"{revenue['key']} ({revenue['type']}, {revenue['role']}, CUPED, variance −37%)" in result.output
