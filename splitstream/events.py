@@ -17,7 +17,7 @@ from typing import Annotated, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, field_validator
 
-from splitstream.experiment import EventName, Key, UserId
+from splitstream.experiment import Arm, EventName, Key, UserId
 from splitstream.targeting import AttributeName, Scalar
 
 EventId = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[\x21-\x7e]+$")]
@@ -51,7 +51,8 @@ class Exposure(_BaseEvent):
 
     type: Literal["exposure"]
     experiment: Key
-    variant: Key
+    variant: Arm
+    """A variant key, or ``HOLDOUT_ARM`` for a held-out user (who saw the control)."""
     phase: int = Field(1, ge=1)
     attributes: dict[AttributeName, Scalar] = Field(default_factory=dict, max_length=50)
     """The user's attributes when exposed; the experiment's ``segments`` are read from them."""

@@ -27,6 +27,11 @@ from splitstream.targeting import AttributeName, Attributes, Condition, Scalar
 Key = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")]
 EventName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")]
 UserId = Annotated[str, StringConstraints(min_length=1, max_length=256, pattern=r"^[^\x00-\x1f]+$")]
+HOLDOUT_ARM = "(holdout)"
+"""The statistics arm of an experiment's held-out users (in a holdout, otherwise in the experiment): they see the
+control, and the campaign's total effect is every variant against them. No variant key can be this (parentheses)."""
+Arm = Annotated[str, StringConstraints(pattern=r"^(?:[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}|\(holdout\))$")]
+"""What an exposure counts in: a variant key, or ``HOLDOUT_ARM``."""
 WEIGHT_TOLERANCE = 1e-9
 
 

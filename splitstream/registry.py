@@ -1,4 +1,5 @@
-"""The experiment registry in Redis: the assignment service writes it; the consumer and analyzer read it."""
+"""The experiment registry in Redis (and the holdouts): the assignment service writes it; the consumer and analyzer
+read it."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from redis.asyncio import Redis
 
 from splitstream.experiment import Experiment
 from splitstream.keys import RedisKeys, metric_index_entry, stats_scope
+from splitstream.layers import Holdout
 
 log = structlog.get_logger(__name__)
 
@@ -45,6 +47,11 @@ class ExperimentRegistry:
     async def get(self, key: str) -> Experiment | None:
         raw = await self._redis.get(self._keys.experiment(key))
         return None if raw is None else Experiment.model_validate_json(raw)
+
+    async def holdouts(self) -> list[Holdout]:
+        """Every holdout definition (written by the assignment service), ordered by key."""
+        raws = await self._redis.hgetall(self._keys.holdouts)
+        return sorted((Holdout.model_validate_json(raw) for raw in raws.values()), key=lambda holdout: holdout.key)
 
     async def list_keys(self) -> list[str]:
         members = await self._redis.smembers(self._keys.experiments)

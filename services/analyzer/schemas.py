@@ -167,6 +167,18 @@ class LookOut(BaseModel):
     recorded_at: datetime
 
 
+class HoldoutResults(BaseModel):
+    """Each variant and ``(all variants)`` pooled against the experiment's held-out users (``(holdout)``): the
+    campaign's total effect. ``metrics`` list the arms ``(holdout)`` first, then the variants, then the pool."""
+
+    holdouts: list[str] = Field(description="the holdouts that apply to the experiment (global or attached)")
+    expected_share: float = Field(description="q = 1 − Π(1 − share): the share of eligible users held out")
+    users: int = Field(description="held-out users counted (they would otherwise have been in the experiment)")
+    srm: SrmOut | None = Field(description="held-out against treated users, expected q : 1 − q (null without a "
+                                           "holdout that applies)")
+    metrics: list[MetricResultsOut]
+
+
 class ExperimentResults(BaseModel):
     experiment: str
     status: ExperimentStatus
@@ -183,6 +195,9 @@ class ExperimentResults(BaseModel):
     decisions: list[DecisionOut] = Field(description="one per treatment when the experiment declares a goal metric")
     looks: list[LookOut] = Field(
         default_factory=list, description="group sequential: the looks recorded so far, oldest first (else empty)"
+    )
+    holdout: HoldoutResults | None = Field(
+        None, description="against the held-out users, when a holdout applies or held-out users were counted"
     )
 
 

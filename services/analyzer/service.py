@@ -18,6 +18,7 @@ from services.analyzer.cells import (
     read_cells,
     sample_ratio,
 )
+from services.analyzer.holdout import holdout_results
 from services.analyzer.looks import (
     Cell,
     LookRecord,
@@ -35,7 +36,7 @@ from services.analyzer.schemas import (
 from services.analyzer.segments import segment_results
 from services.analyzer.stats import validate_alpha
 from splitstream.errors import FieldError, InvalidRequest, NotFound
-from splitstream.experiment import AnalysisMethod, Difference, Experiment, Key
+from splitstream.experiment import HOLDOUT_ARM, AnalysisMethod, Difference, Experiment, Key
 from splitstream.keys import stats_scope
 from splitstream.registry import ExperimentRegistry
 
@@ -61,7 +62,9 @@ class ResultsService:
         experiment = await self.experiment_for_reading(key, overrides)
         alpha = experiment.analysis.alpha if alpha is None else alpha
         validate_alpha(alpha)
-        totals = await self._stats.read(stats_scope(experiment.key, experiment.phase), experiment.variant_keys())
+        totals = await self._stats.read(
+            stats_scope(experiment.key, experiment.phase), [*experiment.variant_keys(), HOLDOUT_ARM]
+        )
         users = [totals[v.key].users for v in experiment.variants]
         srm, srm_result = sample_ratio(experiment, users, self._srm_threshold)
         pairs = compare_cells(experiment, totals, alpha)
@@ -83,6 +86,7 @@ class ResultsService:
             decisions=decisions(experiment, cells, srm_result, users, alpha, self._clock()),
             looks=[LookOut(look=r.look, information_fraction=r.information_fraction, users=r.users,
                            recorded_at=r.recorded_at) for r in looks],
+            holdout=holdout_results(experiment, await self._registry.holdouts(), totals, alpha, self._srm_threshold),
         )
 
     async def _take_look(

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from typing import TypeVar
 
 from pydantic import BaseModel
 from redis.asyncio import Redis
@@ -21,7 +20,6 @@ from splitstream.keys import RedisKeys
 from splitstream.layers import Holdout, Layer
 from splitstream.registry import ExperimentRegistry
 
-_Model = TypeVar("_Model", Layer, Holdout)
 LOCK_SECONDS = 10.0
 
 
@@ -85,13 +83,16 @@ class DefinitionStore:
         return await self._create(self._keys.layers, layer)
 
     async def layers(self) -> list[Layer]:
-        return await self._all(self._keys.layers, Layer)
+        with _redis_answers():
+            raws = await self._redis.hgetall(self._keys.layers)
+        return sorted((Layer.model_validate_json(raw) for raw in raws.values()), key=lambda layer: layer.key)
 
     async def create_holdout(self, holdout: Holdout) -> bool:
         return await self._create(self._keys.holdouts, holdout)
 
     async def holdouts(self) -> list[Holdout]:
-        return await self._all(self._keys.holdouts, Holdout)
+        with _redis_answers():
+            return await self._registry.holdouts()
 
     async def document(self) -> CatalogDocument:
         """Everything an evaluation needs, read afresh."""
@@ -108,8 +109,3 @@ class DefinitionStore:
         key = getattr(model, "key")  # noqa: B009 - Layer and Holdout both have one
         with _redis_answers():
             return bool(await self._redis.hsetnx(hash_key, key, model.model_dump_json()))
-
-    async def _all(self, hash_key: str, model: type[_Model]) -> list[_Model]:
-        with _redis_answers():
-            raws = await self._redis.hgetall(hash_key)
-        return sorted((model.model_validate_json(raw) for raw in raws.values()), key=lambda item: item.key)

@@ -54,6 +54,8 @@ local FIRST_EVENT = 9
 local FIELDS_PER_EVENT = 8
 local OTHER_VALUES = '(other)'
 local NO_VALUE = '(none)'
+-- The arm of held-out users (splitstream/experiment.py HOLDOUT_ARM): folded like a variant of every experiment.
+local HOLDOUT_ARM = '(holdout)'
 local MS_PER_HOUR = 3600000
 local MS_PER_DAY = 86400000
 local SECONDS_PER_DAY = 86400
@@ -109,7 +111,7 @@ local function variants_of(experiment)
     cached = false
     local definition = definition_of(experiment)
     if definition and type(definition.variants) == 'table' then
-      cached = {}
+      cached = {[HOLDOUT_ARM] = true}
       for _, variant in ipairs(definition.variants) do
         cached[variant.key] = true
       end
