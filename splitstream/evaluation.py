@@ -8,14 +8,17 @@ one was recorded in this phase) go in; a :class:`Decision` comes out. The rules,
 3. a forced unit sees its forced variant (``forced``; never counted);
 4. a draft or paused experiment shows everyone else its control (``not_running``);
 5. every targeting condition must hold (``not_targeted``);
-6. units in a holdout that applies see the control (``holdout``);
+6. units in a holdout that applies see the control (``holdout``); those the running experiment would otherwise
+   take (inside its layer share and coverage) are ``held_out``: counted in the holdout arm, the baseline of the
+   campaign's total effect, so that held-out and treated units sample the same population;
 7. a shipped experiment shows its winner (``shipped``; not counted);
 8. a unit with a sticky variant keeps it (``sticky``), whatever the weights or coverage say now;
 9. the unit must be in the experiment's share of its layer (``layer_excluded``);
 10. and inside the coverage in force (``not_in_coverage``);
 11. else the hash picks the variant (``hashed``).
 
-Only ``sticky`` and ``hashed`` units are in the experiment: they are the ones whose exposures are logged.
+Only ``sticky``, ``hashed`` and held-out units are in the experiment: they are the ones whose exposures are logged
+(a held-out unit's under ``HOLDOUT_ARM``).
 """
 
 from __future__ import annotations
@@ -30,11 +33,12 @@ from typing import NamedTuple
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
-from splitstream.experiment import Experiment, ExperimentStatus, Variant
+from splitstream.events import Exposure
+from splitstream.experiment import HOLDOUT_ARM, Experiment, ExperimentStatus, Variant
 from splitstream.hashing import bucket, hash_position, in_ranges, variant_ranges
 from splitstream.http_cache import body_etag
 from splitstream.layers import Holdout, Layer
-from splitstream.targeting import Attributes, Predicate
+from splitstream.targeting import Attributes, Predicate, Scalar
 
 USER_ID = "user_id"
 LIVE_STATUSES = frozenset({ExperimentStatus.RUNNING, ExperimentStatus.SHIPPED})
@@ -58,6 +62,7 @@ COUNTED = frozenset({Reason.STICKY, Reason.HASHED})
 # Module constants: looked up faster than the enum attributes on the hot path.
 _HASHED = Reason.HASHED
 _STOPPED = ExperimentStatus.STOPPED
+_RUNNING = ExperimentStatus.RUNNING
 _SHIPPED = ExperimentStatus.SHIPPED
 
 
@@ -73,11 +78,27 @@ class Decision(NamedTuple):
     """The id the unit was bucketed by (None when the unit attribute is missing)."""
     user_id: str
     """The request's user: exposures carry it, since events are joined to exposures by user."""
+    held_out: bool = False
+    """In a holdout, and otherwise in the running experiment: sees the control, counted in the holdout arm."""
 
     @property
     def in_experiment(self) -> bool:
         """Part of the experiment's sample: an exposure is logged for it."""
-        return self.reason in COUNTED
+        return self.held_out or self.reason in COUNTED
+
+    @property
+    def arm(self) -> str:
+        """What the unit's exposure counts in: its variant, or ``HOLDOUT_ARM`` when held out."""
+        return HOLDOUT_ARM if self.held_out else self.variant
+
+    def exposure(self, at: datetime, attributes: Mapping[str, Scalar]) -> Exposure:
+        """The exposure event of a decision ``in_experiment``: one event id per unit, experiment and phase, so the
+        collector counts it once however often it is sent. ``attributes``: the experiment's segment attributes."""
+        return Exposure(
+            type="exposure", event_id=exposure_event_id(self.experiment, self.phase, self.user_id),
+            user_id=self.user_id, timestamp=at, experiment=self.experiment, variant=self.arm, phase=self.phase,
+            attributes=dict(attributes),
+        )
 
 
 def sticky_field(experiment: str, phase: int) -> str:
@@ -155,9 +176,26 @@ class _Compiled:
             compiled.fixed_ranges = compiled.ranges(experiment.coverage)
         return compiled
 
-    def decide(self, reason: Reason, variant: Variant | None, unit_id: str | None, user_id: str) -> Decision:
+    def decide(
+        self, reason: Reason, variant: Variant | None, unit_id: str | None, user_id: str, held_out: bool = False
+    ) -> Decision:
         shown = variant or self.control
-        return Decision(self.experiment.key, shown.key, shown.payload, reason, self.phase, unit_id, user_id)
+        return Decision(self.experiment.key, shown.key, shown.payload, reason, self.phase, unit_id, user_id, held_out)
+
+    def place(self, unit_id: str, now: datetime | None) -> Variant | Reason:
+        """Where the layer, the coverage in force and the hash put a unit: its variant, or why it has none."""
+        if self.layer_salt is not None and (
+            not self.layer_salt or not in_ranges(bucket(self.layer_salt, unit_id), self.experiment.layer_ranges)
+        ):
+            return Reason.LAYER_EXCLUDED
+        position = hash_position(self.salt_prefix + unit_id)
+        ranges = self.fixed_ranges
+        if ranges is None:
+            ranges = self.ranges(self.experiment.coverage_at(now or datetime.now(UTC)))
+        for start, end, variant in ranges:
+            if start <= position < end:
+                return variant
+        return Reason.NOT_IN_COVERAGE
 
     def ranges(self, coverage: float) -> list[tuple[int, int, Variant]]:
         found = self.ranges_by_coverage.get(coverage)
@@ -226,26 +264,19 @@ class Catalog:
                 return compiled.decide(Reason.NOT_TARGETED, None, unit_id, user_id)
         for holdout in compiled.holdouts:
             if holdout.holds(unit_id):
-                return compiled.decide(Reason.HOLDOUT, None, unit_id, user_id)
+                # Counted only where it would otherwise be in the running experiment (never once shipped).
+                held_out = status is _RUNNING and isinstance(compiled.place(unit_id, now), Variant)
+                return compiled.decide(Reason.HOLDOUT, None, unit_id, user_id, held_out)
         if status is _SHIPPED:
             return compiled.decide(Reason.SHIPPED, compiled.shipped, unit_id, user_id)
         if sticky is not None:
             kept = compiled.variants.get(sticky)
             if kept is not None:
                 return compiled.decide(Reason.STICKY, kept, unit_id, user_id)
-        if compiled.layer_salt is not None and (
-            not compiled.layer_salt
-            or not in_ranges(bucket(compiled.layer_salt, unit_id), compiled.experiment.layer_ranges)
-        ):
-            return compiled.decide(Reason.LAYER_EXCLUDED, None, unit_id, user_id)
-        position = hash_position(compiled.salt_prefix + unit_id)
-        ranges = compiled.fixed_ranges
-        if ranges is None:
-            ranges = compiled.ranges(compiled.experiment.coverage_at(now or datetime.now(UTC)))
-        for start, end, variant in ranges:
-            if start <= position < end:
-                return Decision(key, variant.key, variant.payload, _HASHED, compiled.phase, unit_id, user_id)
-        return compiled.decide(Reason.NOT_IN_COVERAGE, None, unit_id, user_id)
+        placed = compiled.place(unit_id, now)
+        if isinstance(placed, Variant):
+            return Decision(key, placed.key, placed.payload, _HASHED, compiled.phase, unit_id, user_id)
+        return compiled.decide(placed, None, unit_id, user_id)
 
     def evaluate_all(
         self,

@@ -18,10 +18,10 @@ from redis.exceptions import RedisError
 
 from services.assignment.adapters.sticky import StickyKey, StickyValue
 from splitstream.errors import DependencyUnavailable, FieldError, NotFound
-from splitstream.evaluation import Catalog, Decision, Reason, exposure_event_id, sticky_field
+from splitstream.evaluation import Catalog, Decision, Reason, sticky_field
 from splitstream.events import Exposure
 from splitstream.experiment import Experiment, ExperimentStatus
-from splitstream.targeting import Attributes, Scalar
+from splitstream.targeting import Attributes
 
 log = structlog.get_logger(__name__)
 
@@ -114,14 +114,19 @@ class AssignmentService:
                 assignments.append(Assignment(decision, exposure_logged=False, exposure=None))
                 continue
             key = wanted[decision.experiment]
-            already_logged = decision.reason is Reason.STICKY and recorded[key].exposure_logged
+            value = recorded.get(key)
+            # A held-out unit's record holds the arm, so that its exposure too is logged once.
+            already_logged = (
+                (decision.reason is Reason.STICKY or decision.held_out) and value is not None
+                and value.exposure_logged and value.variant == decision.arm
+            )
             exposure = None
             if not already_logged:  # a returning unit's exposure is in Kafka already: nothing to build
-                exposure = _exposure(decision, user_id, now, experiment.segment_attributes(attributes))
-            if decision.reason is Reason.HASHED:
-                first[key] = StickyValue(decision.variant, exposure_logged=log_exposure)
+                exposure = decision.exposure(now, experiment.segment_attributes(attributes))
+            if decision.reason is Reason.HASHED or (decision.held_out and value is None):
+                first[key] = StickyValue(decision.arm, exposure_logged=log_exposure)
             elif log_exposure and not already_logged:
-                now_logged[key] = decision.variant
+                now_logged[key] = decision.arm
             if log_exposure and exposure is not None:
                 to_log.append(exposure)
             assignments.append(Assignment(
@@ -163,11 +168,3 @@ def _known(catalog: Catalog, keys: Sequence[str] | None, field: str) -> list[Exp
             raise NotFound(f"no experiment {key!r}", [FieldError(location, "no experiment with this key")])
         found.append(experiment)
     return found
-
-
-def _exposure(decision: Decision, user_id: str, now: datetime, attributes: dict[str, Scalar]) -> Exposure:
-    return Exposure(
-        type="exposure", event_id=exposure_event_id(decision.experiment, decision.phase, user_id), user_id=user_id,
-        timestamp=now, experiment=decision.experiment, variant=decision.variant, phase=decision.phase,
-        attributes=attributes,
-    )

@@ -23,8 +23,8 @@ from typing import Self
 
 import httpx
 
-from splitstream.evaluation import Catalog, Decision, Reason, exposure_event_id
-from splitstream.events import Exposure, TrackEvent
+from splitstream.evaluation import Catalog, Decision, Reason
+from splitstream.events import TrackEvent
 from splitstream.sdk.config_source import ConfigSource
 from splitstream.sdk.event_sender import DeliveryStats, EventSender
 from splitstream.targeting import Attributes
@@ -127,14 +127,12 @@ class SplitStream:
         experiment's segments see them. True when an exposure was queued."""
         if not assignment.in_experiment:
             return False
-        event_id = exposure_event_id(assignment.experiment, assignment.phase, assignment.user_id)
         catalog = self._config.catalog
         definition = catalog.get(assignment.experiment) if catalog is not None else None
-        exposure = Exposure(
-            type="exposure", event_id=event_id, user_id=assignment.user_id, experiment=assignment.experiment,
-            variant=assignment.variant, phase=assignment.phase, timestamp=self._clock(),
-            attributes=definition.segment_attributes(attributes or {}) if definition is not None else {},
+        exposure = assignment.exposure(
+            self._clock(), definition.segment_attributes(attributes or {}) if definition is not None else {}
         )
+        event_id = exposure.event_id
         with self._lock:
             if event_id in self._exposed:
                 return False

@@ -322,3 +322,26 @@ async def test_one_unreadable_definition_does_not_take_the_others_out_of_the_cat
 
     assert set(got) == {f"new-{unique}"}
     assert got[f"new-{unique}"]["reason"] == "hashed"
+
+
+async def test_a_held_out_user_is_logged_once_in_the_holdout_arm_and_sees_the_control(
+    client: httpx.AsyncClient, run_app: RunApp, settings: AssignmentSettings, unique: str
+) -> None:
+    holdout, key = f"push-hold-{unique}", f"push-copy-{unique}"
+    assert (await client.post("/v1/holdouts", json={"key": holdout, "share": 0.5},
+                              headers=auth("admin"))).status_code == 201
+    await _define(client, {**spec(key), "holdouts": [holdout]})
+    users = [f"user-{i}" for i in range(40)]
+    previews = await _many(client, users, experiments=[key], log_exposure=False)
+    user = next(user for user, got in zip(users, previews, strict=True) if got[key]["reason"] == "holdout")
+
+    first = await _assign(client, user, experiments=[key])
+    again = await _assign(client, user, experiments=[key])
+    async with run_app() as other:
+        elsewhere = await _assign(other, user, experiments=[key])
+
+    for got in (first, again, elsewhere):
+        assert (got[key]["variant"], got[key]["reason"], got[key]["in_experiment"]) == ("control", "holdout", True)
+        assert got[key]["exposure_logged"]
+    exposures = [decode(record.value) for record in await read_topic(settings)]
+    assert [(e.user_id, e.variant) for e in exposures if isinstance(e, Exposure)] == [(user, "(holdout)")]

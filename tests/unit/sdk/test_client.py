@@ -201,7 +201,7 @@ def test_an_exposure_is_queued_once_in_the_collector_shape() -> None:
         "event_id": exposure_event_id("title-test", 1, assignment.user_id),
         "user_id": assignment.user_id,
         "experiment": "title-test",
-        "variant": assignment.variant,
+        "variant": assignment.arm,  # "(holdout)" for a held-out user, who sees the control
         "phase": 1,
         "timestamp": "2026-11-23T15:00:00Z",
         "attributes": {},

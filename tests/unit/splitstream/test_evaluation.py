@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from splitstream.evaluation import Catalog, CatalogDocument, Decision, Reason, exposure_event_id, sticky_field
-from splitstream.experiment import Experiment
+from splitstream.experiment import HOLDOUT_ARM, Experiment
 from splitstream.hashing import bucket, variant_index
 from splitstream.layers import Holdout, HoldoutScope, Layer
 
@@ -148,9 +148,44 @@ def test_a_global_holdout_keeps_its_units_out() -> None:
     experiment = _experiment()
     held = _user(lambda user: bucket("everyone", user) < 2000 and _hashed_variant(experiment, user) == "treatment")
     free = _user(lambda user: bucket("everyone", user) >= 2000 and _hashed_variant(experiment, user) == "treatment")
-    _assert_control(_decide(experiment, held, holdouts=[holdout]), Reason.HOLDOUT)
-    _assert_control(_decide(experiment, held, holdouts=[holdout], sticky="treatment"), Reason.HOLDOUT)
+    for sticky in (None, "treatment"):
+        decision = _decide(experiment, held, holdouts=[holdout], sticky=sticky)
+        assert (decision.reason, decision.variant, decision.payload) == (Reason.HOLDOUT, "control", PAYLOADS["control"])
+        # Otherwise in the experiment: counted in the holdout arm, the baseline of the campaign's total effect.
+        assert decision.held_out and decision.in_experiment and decision.arm == HOLDOUT_ARM
     assert _decide(experiment, free, holdouts=[holdout]).reason is Reason.HASHED
+
+
+def test_a_held_out_unit_outside_the_coverage_or_the_layer_share_is_not_counted() -> None:
+    """Held-out and treated units must sample the same population: only units the experiment would take count."""
+    holdout = Holdout(key="everyone", share=0.5, scope=HoldoutScope.GLOBAL)
+    layer = Layer(key="home")
+    experiment = _experiment(coverage=0.2, layer={"key": "home", "share": 0.5}, layer_ranges=[(0, 5000)])
+
+    def held_where(in_layer: bool, in_coverage: bool) -> str:
+        return _user(lambda user: bucket("everyone", user) < 5000 and (bucket("home", user) < 5000) == in_layer
+                     and (_hashed_variant(experiment, user, 0.2) is not None) == in_coverage)
+
+    counted = _decide(experiment, held_where(True, True), holdouts=[holdout], layers=[layer])
+    assert counted.reason is Reason.HOLDOUT and counted.held_out
+    for user in (held_where(True, False), held_where(False, True)):
+        decision = _decide(experiment, user, holdouts=[holdout], layers=[layer])
+        _assert_control(decision, Reason.HOLDOUT)
+        assert not decision.held_out and decision.arm == "control"
+
+
+def test_a_held_out_units_exposure_counts_in_the_holdout_arm() -> None:
+    holdout = Holdout(key="everyone", share=0.5, scope=HoldoutScope.GLOBAL)
+    experiment = _experiment(segments=["channel"])
+    held = _user(lambda user: bucket("everyone", user) < 5000)
+    decision = _decide(experiment, held, {"channel": "app"}, holdouts=[holdout])
+
+    exposure = decision.exposure(NOW, experiment.segment_attributes({"channel": "app", "country": "SG"}))
+
+    assert (exposure.variant, exposure.experiment, exposure.user_id, exposure.attributes) == (
+        HOLDOUT_ARM, experiment.key, held, {"channel": "app"},
+    )
+    assert exposure.event_id == exposure_event_id(experiment.key, 1, held)
 
 
 def test_an_attached_holdout_applies_only_to_experiments_naming_it() -> None:
