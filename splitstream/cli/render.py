@@ -248,9 +248,38 @@ def results_view(results: JsonObject, higher_is_better: Mapping[str, bool]) -> R
         for row in _metric_rows(metric, better_up, with_chance):
             table.add_row(*row)
         parts.append(table)
+    holdout = results.get("holdout")
+    if holdout:
+        parts += _holdout_parts(holdout, results.get("alpha"), higher_is_better, with_chance)
     decisions = decision_lines(results.get("decisions", []))
     parts += decisions or [Text("No calls: the experiment declares no goal metric.", style="dim")]
     return Group(*parts)
+
+
+def _add_metric_rows(
+    table: Table, metrics: list[JsonObject], higher_is_better: Mapping[str, bool], with_chance: bool
+) -> None:
+    """Rows of several metrics in one table, each metric's title on its first row."""
+    for metric in metrics:
+        better_up = higher_is_better.get(str(metric.get("key")), True)
+        rows = _metric_rows(metric, better_up, with_chance)
+        for index, row in enumerate(rows):
+            label = Text(_metric_title(metric, better_up) if index == 0 else "")
+            table.add_row(label, *row, end_section=index == len(rows) - 1)
+
+
+def _holdout_parts(
+    holdout: JsonObject, alpha: Any, higher_is_better: Mapping[str, bool], with_chance: bool
+) -> list[RenderableType]:
+    """Each variant and ``(all variants)`` against the held-out users (the ``(control)`` row is the holdout)."""
+    share = holdout.get("expected_share")
+    title = (f"Against the holdout ({', '.join(holdout.get('holdouts') or []) or 'none applies now'}): "
+             f"{holdout.get('users', 0):,} held-out users"
+             + (f", {share:.1%} expected" if isinstance(share, int | float) else ""))
+    table = _results_table(title, alpha, with_chance, with_metric=True)
+    _add_metric_rows(table, holdout.get("metrics", []), higher_is_better, with_chance)
+    srm = holdout.get("srm")
+    return [table, _srm_line(srm)] if srm else [table]
 
 
 def segment_results_view(results: JsonObject, higher_is_better: Mapping[str, bool]) -> RenderableType:
@@ -264,12 +293,7 @@ def segment_results_view(results: JsonObject, higher_is_better: Mapping[str, boo
         srm = segment.get("srm") or {}
         title = f"{results.get('dimension')} = {segment.get('value')} (sample ratio: {srm.get('status', 'n/a')})"
         table = _results_table(title, results.get("alpha"), with_chance, with_metric=True)
-        for metric in segment.get("metrics", []):
-            better_up = higher_is_better.get(str(metric.get("key")), True)
-            rows = _metric_rows(metric, better_up, with_chance)
-            for index, row in enumerate(rows):
-                label = Text(_metric_title(metric, better_up) if index == 0 else "")
-                table.add_row(label, *row, end_section=index == len(rows) - 1)
+        _add_metric_rows(table, segment.get("metrics", []), higher_is_better, with_chance)
         parts.append(table)
     return Group(*parts)
 

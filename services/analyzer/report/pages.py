@@ -219,6 +219,24 @@ def _metrics_table(view: ReportView, lang: Lang) -> str:
             f'</tr></thead><tbody>{"".join(rows)}</tbody></table></section>')
 
 
+def _holdout_table(view: ReportView, lang: Lang) -> str:
+    """Each variant and the whole campaign against the held-out users: what the campaign did at all."""
+    holdout = view.results.holdout
+    if holdout is None:
+        return ""
+    rows = [row for metric in holdout.metrics for row in _metric_rows(metric, lang)]
+    heads = _heads(("metric", "variant", "holdout_mean", "variant_mean", "lift", "interval", "p_value", "adjusted_p"),
+                   lang, 1 - view.results.alpha)
+    split = holdout.srm.status if holdout.srm is not None else "insufficient_data"
+    summary = (f'{label("holdout_users", lang)}{_colon(lang)}{holdout.users:,}{_comma(lang)}'
+               f'{label("holdout_share", lang)} {percent(holdout.expected_share)}{_comma(lang)}'
+               f'{label("split_check", lang)}{_colon(lang)}'
+               f'{label("mismatch", lang) if split == "mismatch" else label("ok", lang) if split == "ok" else split}')
+    return (f'<section class="card" id="holdout"><h2>{_e(label("against_holdout", lang))}</h2>'
+            f'<p class="muted">{_e(summary)}</p><table id="holdout-metrics"><thead><tr>{heads}</tr></thead>'
+            f'<tbody>{"".join(rows)}</tbody></table></section>')
+
+
 def _segment_table(segments: SegmentResults, lang: Lang) -> str:
     rows = []
     for segment in segments.segments:
@@ -271,7 +289,8 @@ def report_page(view: ReportView, lang: Lang, *, charts_available: bool) -> str:
     ])
     body = (
         f"<h1>{_e(title)}</h1><p class=sub>{_e(sub)}</p>{_banners(view, lang)}{_verdict_card(view, lang)}"
-        f"{_metrics_table(view, lang)}{_charts(lang, charts_available)}{_segments(view, lang)}"
+        f"{_metrics_table(view, lang)}{_holdout_table(view, lang)}{_charts(lang, charts_available)}"
+        f"{_segments(view, lang)}"
         f'<script type="application/json" id="report-data">{json_for_script(chart_data(view, lang))}</script>'
     )
     here = f"/experiments/{quote(experiment.key, safe='')}"

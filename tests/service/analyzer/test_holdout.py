@@ -3,6 +3,7 @@ the collector folds, with a sample-ratio check against the holdouts' share."""
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 import httpx
@@ -103,3 +104,24 @@ async def test_an_experiment_no_holdout_applies_to_has_no_holdout_section(
     body = (await client.get("/v1/experiments/title/results", headers=READ)).json()
 
     assert body["holdout"] is None
+
+
+@pytest.mark.parametrize(("lang", "title"), [("en", "Against the holdout"), ("zh", "与保留组对比")])
+async def test_the_report_shows_the_campaign_against_the_holdout(
+    client: httpx.AsyncClient, redis: Redis, settings: AnalyzerSettings, create_experiment: CreateExperiment,
+    write_stats: WriteStats, lang: str, title: str,
+) -> None:
+    await _store_holdouts(redis, settings, Holdout(key="everything", share=0.1, scope=HoldoutScope.GLOBAL))
+    await create_experiment("push-copy", [("copy_a", 1), ("copy_b", 1)], METRICS)
+    await _write_arms(write_stats, "push-copy")
+    basic = "Basic " + base64.b64encode(f"lead:{TEST_KEYS['read_key']}".encode()).decode()
+
+    page = await client.get("/experiments/push-copy", params={"lang": lang}, headers={"Authorization": basic})
+
+    assert page.status_code == 200
+    section = page.text.split('<section class="card" id="holdout">')[1].split("</section>")[0]
+    assert f"<h2>{title}</h2>" in section
+    rows = section.split("<tbody>")[1].split("<tr>")[1:]
+    assert [row.split("</td><td>")[1].split("</td>")[0] for row in rows] == [
+        "copy_a", "copy_b", "(all variants)", "copy_a", "copy_b", "(all variants)",
+    ]

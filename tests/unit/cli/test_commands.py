@@ -436,3 +436,19 @@ def test_a_cuped_metric_says_so_with_the_smallest_variance_reduction_in_its_titl
     result = run(services, "results", KEY)
     assert result.exit_code == 0, result.output
     assert f"{revenue['key']} ({revenue['type']}, {revenue['role']}, CUPED, variance −37%)" in result.output
+
+
+def test_the_campaign_against_the_holdout_gets_its_own_table_with_its_split_check() -> None:
+    answer = results()
+    against = metric_results(METRICS[0])
+    against.variants[0].key = "(holdout)"
+    answer["holdout"] = {
+        "holdouts": ["push-q4"], "expected_share": 0.1, "users": 1234,
+        "srm": SRM_OK.model_dump(mode="json"), "metrics": [against.model_dump(mode="json")],
+    }
+    services = FakeServices({("GET", RESULTS_URL): answer, **DEFINITION_ROUTE})
+    result = run(services, "results", KEY)
+    assert result.exit_code == 0, result.output
+    assert "Against the holdout (push-q4): 1,234 held-out users, 10.0% expected" in result.output
+    holdout_part = result.output.split("Against the holdout")[1]
+    assert "(holdout)" in holdout_part and "Sample-ratio check: ok (p = 0.91)" in holdout_part
