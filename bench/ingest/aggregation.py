@@ -38,7 +38,7 @@ def experiment_spec(key: str, run: str, metrics: int = METRICS) -> dict[str, Any
     """Half binomial, half mean metrics, each fed by an event name of its own."""
     return {
         "key": key,
-        "variants": [{"key": variant, "weight": 50} for variant in VARIANTS],
+        "variants": [{"key": variant} for variant in VARIANTS],  # an equal split
         "metrics": [
             {"key": f"m{index}", "type": "binomial" if index % 2 == 0 else "mean", "event": metric_event(run, index)}
             for index in range(metrics)

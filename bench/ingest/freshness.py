@@ -28,7 +28,7 @@ TIMEOUT_SECONDS = 10.0
 def experiment_spec(key: str, run: str) -> dict[str, Any]:
     return {
         "key": key,
-        "variants": [{"key": variant, "weight": 50} for variant in VARIANTS],
+        "variants": [{"key": variant} for variant in VARIANTS],  # an equal split
         "metrics": [{"key": METRIC, "type": "binomial", "event": conversion_event(run), "role": "goal"}],
     }
 
