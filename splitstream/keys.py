@@ -30,8 +30,8 @@ a new phase starts its analysis from zero while the earlier phases' statistics s
                                       (JSON: ``at`` and each variant's hash), for cumulative charts
 - ``{p}:user:{user}:pending``         recent events of the user, replayed when a later exposure arrives
 - ``{p}:user:{user}:days``            the user's daily totals of events feeding binomial or mean metrics (CUPED):
-                                      ``{event}|{day}`` (Σ values, 1 per event without one) and
-                                      ``{event}|{day}|n`` (count), ``day``
+                                      ``{event}|{day}`` = ``{Σ values},{count}`` (a value of 1 for an event
+                                      without one), ``day``
                                       = days since 1970-01-01 UTC; fields older than ``MAX_CUPED_LOOKBACK_DAYS``
                                       are pruned
 - ``{p}:seen:{event_id}``             marks an event as applied, so a redelivered event is not counted twice

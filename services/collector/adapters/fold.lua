@@ -17,8 +17,8 @@
 -- cross product moves by the change times the other part: Σm·d += Δm·d, or m·Δd.
 --
 -- CUPED covariates (binomial and mean metrics): every event whose name feeds such a metric also adds to the user's
--- daily totals ({p}:user:{user}:days, "{event}|{day}" = Σ values, "{event}|{day}|n" = count; days since the epoch,
--- UTC, by the event's own timestamp), kept covariate_days_kept days. At the user's first exposure, x for each metric
+-- daily totals ({p}:user:{user}:days, field "{event}|{day}" = "{Σ values},{count}"; days since the epoch, UTC, by
+-- the event's own timestamp), kept covariate_days_kept days. At the user's first exposure, x for each metric
 -- is the same metric over the cuped_lookback_days whole days before the exposure's day (binomial: 1 if any event,
 -- mean: the total, capped like y), frozen from then on; the variant keeps Σx, Σx², Σx·y (:xsum, :xsumsq, :xy) and the
 -- user x:{metric} when x is not 0. Pre-period events that arrive after the exposure was folded are not in x.
@@ -343,6 +343,13 @@ local function covariate_plan_of(experiment)
   return cached
 end
 
+-- A day's total and count of one event name, as stored: "{sum},{count}", the sum with every digit of the double.
+local function daily_total(raw)
+  if not raw then return 0, 0 end
+  local sum, count = string.match(raw, '^([^,]+),(%d+)$')
+  return tonumber(sum) or 0, tonumber(count) or 0
+end
+
 -- Adds an event to the user's daily totals, pruning days no experiment can look back to whenever a new day starts
 -- for that name.
 local function record_daily_total(user, name, value, happened_at, arrived_at)
@@ -352,15 +359,17 @@ local function record_daily_total(user, name, value, happened_at, arrived_at)
   if day < oldest_kept or not v then return end
   local key = daily_totals_key(user)
   local field = name .. '|' .. day
-  local sum = tonumber(redis.call('HGET', key, field) or '0') + v
+  local raw = redis.call('HGET', key, field)
+  local sum, count = daily_total(raw)
+  sum = sum + v
   if not finite(sum) then
     overflow = overflow + 1
     return
   end
-  redis.call('HSET', key, field, sum)
-  if redis.call('HINCRBY', key, field .. '|n', 1) == 1 then
+  redis.call('HSET', key, field, string.format('%.17g', sum) .. ',' .. (count + 1))
+  if not raw then
     for _, existing in ipairs(redis.call('HKEYS', key)) do
-      local existing_day = tonumber(string.match(existing, '|(%d+)$') or string.match(existing, '|(%d+)|n$') or '')
+      local existing_day = tonumber(string.match(existing, '|(%d+)$') or '')
       if existing_day and existing_day < oldest_kept then redis.call('HDEL', key, existing) end
     end
   end
@@ -381,13 +390,12 @@ local function enter_covariates(experiment, user, user_hash, variant, exposed_at
       local fields = {}
       for day = exposure_day - plan.lookback, exposure_day - 1 do
         table.insert(fields, metric.event .. '|' .. day)
-        table.insert(fields, metric.event .. '|' .. day .. '|n')
       end
-      local values = redis.call('HMGET', key, unpack(fields))
       event_totals = {sum = 0, count = 0}
-      for index = 1, #values, 2 do
-        event_totals.sum = event_totals.sum + tonumber(values[index] or '0')
-        event_totals.count = event_totals.count + tonumber(values[index + 1] or '0')
+      for _, raw in ipairs(redis.call('HMGET', key, unpack(fields))) do
+        local sum, count = daily_total(raw)
+        event_totals.sum = event_totals.sum + sum
+        event_totals.count = event_totals.count + count
       end
       totals[metric.event] = event_totals
     end
@@ -439,11 +447,10 @@ local function apply_exposure(user, experiment, variant, ts, arrived, attributes
   replay_pending(experiment, user, user_hash, variant, tonumber(ts), tonumber(arrived))
 end
 
+-- An event counts at once for the experiments that already saw the user's exposure; it waits in the user's pending
+-- list only if some experiment it feeds has not yet (an event that feeds nothing, or only experiments the user is
+-- already in, can never be attributed later: only a first exposure replays the list).
 local function apply_track_event(user, name, value, ts, arrived)
-  local pending = pending_key(user)
-  redis.call('LPUSH', pending, name .. '|' .. value .. '|' .. ts .. '|' .. arrived)
-  redis.call('LTRIM', pending, 0, pending_max - 1)
-  redis.call('EXPIRE', pending, pending_ttl)
   local happened_at = tonumber(ts)
   local targets = metrics_fed_by(name)
   for _, target in ipairs(targets) do
@@ -452,13 +459,21 @@ local function apply_track_event(user, name, value, ts, arrived)
       break
     end
   end
+  local waiting = false
   for _, target in ipairs(targets) do
     local user_hash = user_key(target.experiment, user)
     local exposure = redis.call('HMGET', user_hash, 'variant', 'ts')
-    if exposure[1] and exposure[2]
-        and attributed(target.experiment, target.metric, tonumber(exposure[2]), happened_at) then
+    if not (exposure[1] and exposure[2]) then
+      waiting = true
+    elseif attributed(target.experiment, target.metric, tonumber(exposure[2]), happened_at) then
       fold(target.experiment, user_hash, exposure[1], target.metric, target.role, value)
     end
+  end
+  if waiting then
+    local pending = pending_key(user)
+    redis.call('LPUSH', pending, name .. '|' .. value .. '|' .. ts .. '|' .. arrived)
+    redis.call('LTRIM', pending, 0, pending_max - 1)
+    redis.call('EXPIRE', pending, pending_ttl)
   end
 end
 

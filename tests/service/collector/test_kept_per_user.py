@@ -1,0 +1,44 @@
+"""What the fold keeps per user beyond the statistics: pending events only while an experiment they feed still
+waits for the user's exposure; daily totals only of events that feed binomial or mean metrics."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from redis.asyncio import Redis
+
+from services.collector.aggregator import statistics_folder
+from services.collector.config import CollectorSettings
+from splitstream.events import Exposure, TrackEvent
+
+AT = datetime.now(UTC)
+
+
+def _exposed(user: str) -> Exposure:
+    return Exposure(type="exposure", event_id=f"x-{user}", user_id=user, experiment="checkout-button",
+                    variant="treatment", timestamp=AT)
+
+
+def _event(user: str, name: str, index: int = 1) -> TrackEvent:
+    return TrackEvent(type="event", event_id=f"{name}-{user}-{index}", user_id=user, name=name, value=3.0,
+                      timestamp=AT + timedelta(seconds=index))
+
+
+@pytest.mark.usefixtures("experiment")
+async def test_pending_events_are_kept_only_while_an_experiment_waits_for_the_exposure(
+    settings: CollectorSettings, redis: Redis
+) -> None:
+    folder = statistics_folder(settings, redis, settings.redis_keys)
+    keys = settings.redis_keys
+    events = [_exposed("in"), _event("in", "purchase"), _event("early", "purchase"), _event("any", "page_view")]
+    await folder.apply(events, [time.time_ns() // 1_000_000] * len(events))
+
+    assert await redis.exists(keys.pending("in")) == 0  # counted at once, nothing left to replay
+    assert await redis.llen(keys.pending("early")) == 1  # waits for its exposure
+    assert await redis.exists(keys.pending("any"), keys.daily_totals("any")) == 0  # feeds no metric
+
+    await folder.apply([_exposed("early")], [time.time_ns() // 1_000_000])
+    stats = await redis.hgetall(keys.variant_stats("checkout-button", "treatment"))
+    assert float(stats[b"revenue:sum"]) == 6.0  # "in"'s purchase and the replayed one of "early"
