@@ -17,10 +17,11 @@ from devstack import demo as demo_module
 from devstack.config import PROJECT_ROOT, StackConfig, dev_config, test_config
 from devstack.errors import StackError
 from devstack.kafka import broker_process
+from devstack.rebuild_cli import rebuild_command
 from devstack.redis_server import server_process
 from devstack.services import SERVICES, process_of
 from splitstream.cli import commands as cli_commands
-from splitstream.eventlog import ensure_topics
+from splitstream.eventlog import EVENTS_TOPIC_CONFIGS, ensure_topics
 from splitstream.settings import CommonSettings
 
 app = typer.Typer(
@@ -142,9 +143,13 @@ def topics(
     """Create the events topic and its dead-letter topic on the broker the SPLITSTREAM_* settings name (used by
     docker-compose)."""
     settings = CommonSettings()
-    topics = [settings.events_topic, settings.dead_letter_topic]
-    created = asyncio.run(ensure_topics(settings.kafka_bootstrap_servers, topics, partitions))
-    for topic, new in created.items():
+
+    async def create() -> dict[str, bool]:
+        bootstrap = settings.kafka_bootstrap_servers
+        created = await ensure_topics(bootstrap, [settings.events_topic], partitions, EVENTS_TOPIC_CONFIGS)
+        return created | await ensure_topics(bootstrap, [settings.dead_letter_topic], partitions)
+
+    for topic, new in asyncio.run(create()).items():
         _say(f"topic {topic}: {'created' if new else 'exists'}")
 
 
@@ -152,6 +157,7 @@ def topics(
 app.add_typer(cli_commands.experiments_app, name="experiments")
 app.command("results")(cli_commands.results_command)
 app.command("power")(cli_commands.power_command)
+app.command("rebuild")(rebuild_command)
 
 
 def _dev_stack_keys() -> dict[str, str]:

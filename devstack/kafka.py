@@ -21,7 +21,7 @@ from string import Template
 from devstack.config import KAFKA_VERSION, PROJECT_ROOT, StackConfig
 from devstack.errors import StackError
 from devstack.processes import ManagedProcess
-from splitstream.eventlog import dead_letter_topic_for, ensure_topic
+from splitstream.eventlog import EVENTS_TOPIC_CONFIGS, dead_letter_topic_for, ensure_topic
 
 DEPLOY_DIR = PROJECT_ROOT / "deploy" / "kafka"
 JVM_OPTIONS = [
@@ -129,7 +129,9 @@ def start(config: StackConfig, timeout: float = 90.0) -> str:
     process.log_file.write_text("")
     process.start([*java, "kafka.Kafka", properties], env=os.environ, cwd=config.run_dir)
     _wait_ready(config, process, timeout)
-    created = asyncio.run(ensure_topic(config.kafka_bootstrap, config.topic, config.partitions))
+    created = asyncio.run(
+        ensure_topic(config.kafka_bootstrap, config.topic, config.partitions, configs=EVENTS_TOPIC_CONFIGS)
+    )
     dead_letter_topic = dead_letter_topic_for(config.topic)
     asyncio.run(ensure_topic(config.kafka_bootstrap, dead_letter_topic, config.partitions))
     topic_note = "created" if created else "exists"

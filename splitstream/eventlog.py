@@ -85,9 +85,18 @@ def dead_letter_topic_for(events_topic: str) -> str:
     return f"{events_topic}{DEAD_LETTER_SUFFIX}"
 
 
-async def ensure_topic(bootstrap_servers: str, topic: str, partitions: int) -> bool:
+EVENTS_TOPIC_CONFIGS: Mapping[str, str] = {"retention.ms": "-1"}
+"""The events topic keeps every record: it is the source the statistics are derived from, and ``splitstream
+rebuild`` replays it from offset 0 (it refuses once retention has deleted any record). The broker's default of 7
+days would lose that. Disk grows with the events; topics created before this setting keep their retention until
+altered (``kafka-configs.sh --alter --entity-type topics --entity-name <topic> --add-config retention.ms=-1``)."""
+
+
+async def ensure_topic(
+    bootstrap_servers: str, topic: str, partitions: int, configs: Mapping[str, str] | None = None
+) -> bool:
     """Create the topic if it does not exist; True if this call created it."""
-    created = await ensure_topics(bootstrap_servers, [topic], partitions)
+    created = await ensure_topics(bootstrap_servers, [topic], partitions, configs)
     return created[topic]
 
 
