@@ -1,4 +1,4 @@
-"""`python -m devstack up|down|status|demo|test`: what the Makefile targets call."""
+"""`python -m devstack up|down|status|demo|simulate|test`: what the Makefile targets call."""
 
 from __future__ import annotations
 
@@ -13,13 +13,16 @@ import typer
 from rich.console import Console
 
 from devstack import api_keys, stack
-from devstack import demo as demo_module
 from devstack.config import PROJECT_ROOT, StackConfig, dev_config, test_config
 from devstack.errors import StackError
 from devstack.kafka import broker_process
 from devstack.rebuild_cli import rebuild_command
 from devstack.redis_server import server_process
 from devstack.services import SERVICES, process_of
+from devstack.simulate.catalog import SCENARIOS, ScenarioName
+from devstack.simulate.simulation import SimulationPlan
+from devstack.simulate.simulation import run as run_simulation
+from devstack.simulate.traffic import Endpoints, SimulationError
 from splitstream.cli import commands as cli_commands
 from splitstream.eventlog import EVENTS_TOPIC_CONFIGS, ensure_topics
 from splitstream.settings import CommonSettings
@@ -81,21 +84,49 @@ def status() -> None:
         _say(f"{process.name:<11} {'running (pid ' + str(pid) + ')' if pid else 'stopped'}")
 
 
-@app.command("demo")
-def run_demo(
-    users: Annotated[int, typer.Option(min=1000, help="Simulated users.")] = 20_000,
-    seed: Annotated[int, typer.Option(help="Seed of the simulated behaviour.")] = 7,
-) -> None:
-    """Start the stack, run a simulated title test through the HTTP APIs and print the analyzer's readout."""
+def _simulate(scenario: ScenarioName, plan: SimulationPlan) -> None:
+    """Start the dev stack (idempotent: a running one is kept, changed services restarted), run the scenario
+    through it, and end with the report's address."""
     config = dev_config()
     began = time.monotonic()
     info = _up(config)
     _say(f"stack ready in {time.monotonic() - began:.1f}s (kafka {info.timings['kafka']:.1f}s)\n")
-    demo_module.run(config, info.keys, demo_module.DemoPlan(users=users, seed=seed), console)
-    _say(f"\ndemo finished {time.monotonic() - began:.1f}s after start. The stack keeps running: "
-         f"assignment {config.service_url('assignment')}, collector {config.service_url('collector')}, "
+    endpoints = Endpoints.with_keys(config.service_url("assignment"), config.service_url("collector"),
+                                    config.service_url("analyzer"), info.keys)
+    try:
+        outcome = run_simulation(SCENARIOS[scenario], endpoints, plan, console)
+    except SimulationError as error:
+        console.print(f"[red]the simulation failed:[/red] {error}", highlight=False)
+        raise typer.Exit(1) from error
+    _say(f"\n{scenario.value} simulation finished {time.monotonic() - began:.1f}s after start. The stack keeps "
+         f"running: assignment {config.service_url('assignment')}, collector {config.service_url('collector')}, "
          f"analyzer {config.service_url('analyzer')}; keys in {config.run_dir / 'api-keys.env'}. "
          f"Stop it with `make down`.")
+    console.print(f"Report: {outcome.report_url} (any user name; the read key from "
+                  f"{config.run_dir / 'api-keys.env'} as the password)", soft_wrap=True, highlight=False)
+
+
+Users = Annotated[int, typer.Option(min=100, help="Simulated users.")]
+Seed = Annotated[int, typer.Option(help="Seed of the simulated behaviour.")]
+
+
+@app.command("demo")
+def run_demo(users: Users = 20_000, seed: Seed = 7) -> None:
+    """Start the stack, run the simulated content test (`simulate --scenario content`) and print the readout."""
+    _simulate(ScenarioName.CONTENT, SimulationPlan(users=users, seed=seed))
+
+
+@app.command("simulate")
+def simulate(
+    scenario: Annotated[ScenarioName, typer.Option(help="What to simulate.")],
+    users: Users = 20_000,
+    seed: Seed = 7,
+    waves: Annotated[int, typer.Option(min=1, help="Users arrive in this many waves, each ending with an analyzer "
+                                                   "snapshot (a point of the report's charts).")] = 5,
+) -> None:
+    """Start the stack and drive a simulated content, pricing or campaign experiment through the HTTP APIs, with
+    a progress bar; print the analyzer's readout against the simulated truth, and the report's address."""
+    _simulate(scenario, SimulationPlan(users=users, seed=seed, waves=waves))
 
 
 def _run_step(name: str, argv: list[str], env: dict[str, str]) -> int:
