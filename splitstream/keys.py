@@ -34,7 +34,9 @@ a new phase starts its analysis from zero while the earlier phases' statistics s
                                       without one), ``day``
                                       = days since 1970-01-01 UTC; fields older than ``MAX_CUPED_LOOKBACK_DAYS``
                                       are pruned
-- ``{p}:seen:{event_id}``             marks an event as applied, so a redelivered event is not counted twice
+- ``{p}:user:{user}:seen``            the user's applied events (event id → hour of arrival, hours since the
+                                      epoch), so a redelivered or resent event is not counted twice; each mark is
+                                      kept at least ``dedup_ttl`` seconds
 - ``{p}:stats:{counter}``             the consumer's counters: applied, duplicates, orphan_exposures, poison, ...
 - ``{p}:exp:{key}:history``           list of the experiment's audit entries (JSON), one per version, oldest first
 - ``{p}:layers`` / ``{p}:holdouts``   hashes of layer / holdout definitions (JSON) by key
@@ -89,8 +91,9 @@ class RedisKeys:
     def daily_totals(self, user_id: str) -> str:
         return f"{self.prefix}:user:{user_id}:days"
 
-    def seen(self, event_id: str) -> str:
-        return f"{self.prefix}:seen:{event_id}"
+    def seen(self, user_id: str) -> str:
+        """The user's dedup marks (a hash keyed by event id)."""
+        return f"{self.prefix}:user:{user_id}:seen"
 
     def stats(self, counter: str) -> str:
         return f"{self.prefix}:stats:{counter}"

@@ -4,7 +4,7 @@ Every key under the prefix is one of three kinds (the layout is splitstream/keys
 
 - *derived*: written only by the fold, from the events topic, so a replay recreates them; the swap replaces them:
   ``exp:{scope}:v:*``, ``exp:{scope}:u:*``, ``exp:{scope}:seg:*``, ``exp:{scope}:segvals:*``, ``user:*:pending``,
-  ``user:*:days``, ``seen:*``, ``stats:*``;
+  ``user:*:days``, ``user:*:seen``, ``stats:*``;
 - *definitions the fold reads*: ``experiments``, ``exp:{key}``, ``event-metrics:*``; copied into the staging prefix
   so the replay reads what the live fold reads, and never written by the rebuild under the live prefix;
 - everything else, kept as it is: the audit history, layers, holdouts, sticky assignments, the definitions lock,
@@ -42,7 +42,7 @@ DERIVED_FAMILIES: Final[Mapping[str, re.Pattern[str]]] = {
         "segment values": r"^exp:[^:]+:segvals:.",
         "pending events": r"^user:.+:pending$",
         "daily totals": r"^user:.+:days$",
-        "dedup marks": r"^seen:.",
+        "dedup marks": r"^user:.+:seen$",
         "counters": r"^stats:.",
     }.items()
 }

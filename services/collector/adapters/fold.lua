@@ -57,6 +57,7 @@ local NO_VALUE = '(none)'
 -- The arm of held-out users (splitstream/experiment.py HOLDOUT_ARM): folded like a variant of every experiment.
 local HOLDOUT_ARM = '(holdout)'
 local MS_PER_HOUR = 3600000
+local PRUNE_EVERY = 64
 local MS_PER_DAY = 86400000
 local SECONDS_PER_DAY = 86400
 local DEFAULT_LOOKBACK_DAYS = 14
@@ -70,7 +71,7 @@ local function variant_key(experiment, variant) return prefix .. ':exp:' .. expe
 local function user_key(experiment, user) return prefix .. ':exp:' .. experiment .. ':u:' .. user end
 local function pending_key(user) return prefix .. ':user:' .. user .. ':pending' end
 local function daily_totals_key(user) return prefix .. ':user:' .. user .. ':days' end
-local function seen_key(event_id) return prefix .. ':seen:' .. event_id end
+local function seen_key(user) return prefix .. ':user:' .. user .. ':seen' end
 local function event_metrics_key(name) return prefix .. ':event-metrics:' .. name end
 local function stats_key(counter) return prefix .. ':stats:' .. counter end
 local function segment_key(scope, dimension, value, variant)
@@ -477,10 +478,33 @@ local function apply_track_event(user, name, value, ts, arrived)
   end
 end
 
+-- Marks the user's event as applied; false if it already was (a redelivery or a resend). The marks of one user share
+-- a hash (event id -> hour of arrival): far less memory than a key per event. Each mark lives at least dedup_ttl:
+-- the hash expires dedup_ttl after the user's last event, and whenever it has grown by PRUNE_EVERY marks, those
+-- whose whole hour of arrival lies more than dedup_ttl before this arrival are dropped.
+local function first_delivery(user, event_id, arrived_at)
+  local key = seen_key(user)
+  local hour = math.floor(arrived_at / MS_PER_HOUR)
+  if redis.call('HSETNX', key, event_id, hour) == 0 then
+    return false
+  end
+  if redis.call('HLEN', key) % PRUNE_EVERY == 0 then
+    local expired_before = arrived_at - dedup_ttl * 1000
+    local marks = redis.call('HGETALL', key)
+    for index = 1, #marks, 2 do
+      if (tonumber(marks[index + 1]) + 1) * MS_PER_HOUR <= expired_before then
+        redis.call('HDEL', key, marks[index])
+      end
+    end
+  end
+  redis.call('EXPIRE', key, dedup_ttl)
+  return true
+end
+
 for i = FIRST_EVENT, #ARGV, FIELDS_PER_EVENT do
   local kind, event_id, user = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   local a, b, ts, arrived, attributes = ARGV[i + 3], ARGV[i + 4], ARGV[i + 5], ARGV[i + 6], ARGV[i + 7]
-  if not redis.call('SET', seen_key(event_id), '1', 'NX', 'EX', dedup_ttl) then
+  if not first_delivery(user, event_id, tonumber(arrived)) then
     duplicates = duplicates + 1
   else
     applied = applied + 1

@@ -1,6 +1,6 @@
 """Applies a batch of decoded events to Redis with one call of ``fold.lua``, so a batch lands entirely or not at all.
 
-The script marks every event it applies (``{p}:seen:{event_id}``, kept ``dedup_ttl`` seconds) and skips marked
+The script marks every event it applies (in ``{p}:user:{user}:seen``, kept ``dedup_ttl`` seconds) and skips marked
 ones, so applying the same batch twice, as a consumer restarted between apply and offset commit does, changes
 nothing the second time.
 """

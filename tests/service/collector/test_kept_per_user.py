@@ -42,3 +42,23 @@ async def test_pending_events_are_kept_only_while_an_experiment_waits_for_the_ex
     await folder.apply([_exposed("early")], [time.time_ns() // 1_000_000])
     stats = await redis.hgetall(keys.variant_stats("checkout-button", "treatment"))
     assert float(stats[b"revenue:sum"]) == 6.0  # "in"'s purchase and the replayed one of "early"
+
+
+@pytest.mark.usefixtures("experiment")
+async def test_dedup_marks_share_a_hash_per_user_and_outlive_the_dedup_window_only_until_pruned(
+    settings: CollectorSettings, redis: Redis
+) -> None:
+    hour = 3_600_000
+    window = settings.model_copy(update={"dedup_ttl_seconds": 2 * 3600})
+    folder = statistics_folder(window, redis, settings.redis_keys)
+    start = (time.time_ns() // 1_000_000 // hour) * hour  # the top of an hour
+    await folder.apply([_event("ann", "purchase", 0)], [start])
+    recent = [_event("ann", "purchase", index) for index in range(1, 64)]
+    await folder.apply(recent, [start + 3 * hour] * len(recent))  # the 64th mark: old marks are pruned
+
+    marks = await redis.hgetall(settings.redis_keys.seen("ann"))
+    assert len(marks) == 63 and b"purchase-ann-0" not in marks
+    assert 0 < await redis.ttl(settings.redis_keys.seen("ann")) <= 2 * 3600
+    again = await folder.apply([_event("ann", "purchase", 5), _event("ann", "purchase", 0)], [start + 3 * hour] * 2)
+    # Within the window a resend is a duplicate; past it (and pruned) it is applied again, as a key's expiry did.
+    assert (again.duplicates, again.applied) == (1, 1)
