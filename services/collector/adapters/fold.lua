@@ -270,12 +270,16 @@ end
 -- of their (capped) totals; Σx·y gains x·Δy and a ratio's Σm·d gains Δm·d.
 local function fold_value(experiment, user_hash, variant, metric, metric_type, value)
   local total_field = 'm:' .. metric
+  -- The other per-user number this update needs: a ratio's denominator, else the CUPED covariate (one round trip).
+  local other_field = (metric_type == 'ratio' and 'd:' or 'x:') .. metric
+  local stored = redis.call('HMGET', user_hash, total_field, other_field)
+  local other = tonumber(stored[2] or '0')
   local old, new, y_old, y_new
   if metric_type == 'binomial' then
-    if redis.call('HEXISTS', user_hash, total_field) == 1 then return end
+    if stored[1] then return end
     old, new, y_old, y_new = 0, 1, 0, 1
   else
-    old = user_number(user_hash, total_field)
+    old = tonumber(stored[1] or '0')
     new = old + event_value(value)
     y_old, y_new = old, new
     local cap = metric_type == 'mean' and caps_of(experiment)[metric]
@@ -284,10 +288,9 @@ local function fold_value(experiment, user_hash, variant, metric, metric_type, v
   local delta = y_new - y_old
   local increments = {{metric .. ':sum', delta}, {metric .. ':sumsq', y_new * y_new - y_old * y_old}}
   if metric_type == 'ratio' then
-    table.insert(increments, {metric .. ':md', delta * user_number(user_hash, 'd:' .. metric)})
-  else
-    local covariate = user_number(user_hash, 'x:' .. metric)
-    if covariate ~= 0 then table.insert(increments, {metric .. ':xy', covariate * delta}) end
+    table.insert(increments, {metric .. ':md', delta * other})
+  elseif other ~= 0 then
+    table.insert(increments, {metric .. ':xy', other * delta})
   end
   if finite(new) and add_to_stats(experiment, user_hash, variant, increments) then
     redis.call('HSET', user_hash, total_field, new)
@@ -369,12 +372,14 @@ local function record_daily_total(user, name, value, happened_at, arrived_at)
   end
   redis.call('HSET', key, field, string.format('%.17g', sum) .. ',' .. (count + 1))
   if not raw then
+    -- A new day: drop days past reach, and keep the hash for as long as this day can be looked back to (later
+    -- events of a day already stored need no new expiry: the day's own first event set one long enough).
     for _, existing in ipairs(redis.call('HKEYS', key)) do
       local existing_day = tonumber(string.match(existing, '|(%d+)$') or '')
       if existing_day and existing_day < oldest_kept then redis.call('HDEL', key, existing) end
     end
+    redis.call('EXPIRE', key, (covariate_days_kept + 2) * SECONDS_PER_DAY)
   end
-  redis.call('EXPIRE', key, (covariate_days_kept + 2) * SECONDS_PER_DAY)
 end
 
 -- x of each binomial and mean metric for a user first exposed at exposed_at (see the header), with Σx and Σx² added
