@@ -53,15 +53,35 @@ async def call_recording(
         record(status, time.perf_counter() - started)
 
 
+class RouteMetrics:
+    """The request metrics of one route of one service, each labelled child looked up once: ``labels()`` costs
+    microseconds, a dict lookup tens of nanoseconds."""
+
+    __slots__ = ("_latency", "_requests", "_route", "_service")
+
+    def __init__(self, service: str, route: str) -> None:
+        self._service = service
+        self._route = route
+        self._latency = HTTP_LATENCY.labels(service, route)
+        self._requests: dict[tuple[str, int], Any] = {}
+
+    def record(self, method: str, status: int, seconds: float) -> None:
+        self._latency.observe(seconds)
+        requests = self._requests.get((method, status))
+        if requests is None:
+            requests = self._requests[method, status] = HTTP_REQUESTS.labels(
+                self._service, method, self._route, str(status)
+            )
+        requests.inc()
+
+
 class RequestMetrics:
     """ASGI middleware counting and timing every HTTP answer of one service."""
 
     def __init__(self, app: ASGIApp, service: str) -> None:
         self._app = app
         self._service = service
-        # Labelled children are looked up once per (route, method, status): ``labels()`` costs microseconds.
-        self._latency: dict[str, Any] = {}
-        self._requests: dict[tuple[str, str, int], Any] = {}
+        self._routes: dict[str, RouteMetrics] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -71,17 +91,29 @@ class RequestMetrics:
         def record(status: int, seconds: float) -> None:
             # The router writes the matched route into this same scope while dispatching.
             route = getattr(scope.get("route"), "path", None) or UNMATCHED_ROUTE
-            latency = self._latency.get(route)
-            if latency is None:
-                latency = self._latency[route] = HTTP_LATENCY.labels(self._service, route)
-            latency.observe(seconds)
-            requests = self._requests.get((route, scope["method"], status))
-            if requests is None:
-                requests = HTTP_REQUESTS.labels(self._service, scope["method"], route, str(status))
-                self._requests[route, scope["method"], status] = requests
-            requests.inc()
+            metrics = self._routes.get(route)
+            if metrics is None:
+                metrics = self._routes[route] = RouteMetrics(self._service, route)
+            metrics.record(scope["method"], status, seconds)
 
         await call_recording(self._app, scope, receive, send, record)
+
+
+FrontHandler = Callable[[ASGIApp, str], ASGIApp]
+"""Built with the service's whole ASGI stack and its ``service`` metrics label: see ``build_app``'s ``front``."""
+
+
+class _ServiceApp(FastAPI):
+    """FastAPI whose middleware stack can start with front handlers, ahead of the framework's own layers."""
+
+    front: Sequence[FrontHandler] = ()
+    service: str = ""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        stack = super().build_middleware_stack()
+        for handler in reversed(self.front):
+            stack = handler(stack, self.service)
+        return stack
 
 
 def service_name(title: str) -> str:
@@ -97,15 +129,23 @@ def build_app(
     router: APIRouter,
     checks_of: Callable[[Request], Mapping[str, Check]],
     middleware: Sequence[type[Any]] = (),
+    front: Sequence[FrontHandler] = (),
 ) -> FastAPI:
     """``settings`` are kept on ``app.state.settings`` for the lifespan; API keys must all be configured.
-    ``middleware`` classes (taking only the app) run inside the request metrics, outermost first."""
+    ``middleware`` classes (taking only the app) run inside the request metrics, outermost first.
+
+    ``front`` handlers run before everything else, outermost first, even before Starlette's error middleware and
+    the request metrics: for a hot route that answers its own errors (in the one error shape) and records its own
+    metrics (:class:`RouteMetrics`), and lets every other request through to the stack they wrap. They skip the
+    framework's five per-request layers: measured in-process, a returning user's ``/v1/assign`` went from 25 to
+    20 µs."""
     # FastAPI's OpenTelemetry hook looks up its providers on every request, a third of a cheap request's cost;
     # the services export their own Prometheus metrics instead.
-    app = FastAPI(
+    app = _ServiceApp(
         title=title, version="0.1.0", lifespan=lifespan,
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
+    app.front, app.service = tuple(front), service_name(title)
     app.state.settings = settings
     app.state.api_keys = ApiKeys.from_settings(settings)
     install_error_handlers(app)
@@ -113,5 +153,5 @@ def build_app(
     app.include_router(health_router(checks_of))
     for inner in reversed(middleware):
         app.add_middleware(inner)
-    app.add_middleware(RequestMetrics, service=service_name(title))
+    app.add_middleware(RequestMetrics, service=app.service)
     return app

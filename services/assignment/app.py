@@ -17,7 +17,7 @@ from services.assignment.adapters.sticky import StickyStore
 from services.assignment.admin import Administration
 from services.assignment.catalog_feed import CatalogFeed
 from services.assignment.config import AssignmentSettings
-from services.assignment.hot_path import AssignHotPath, describe
+from services.assignment.hot_path import AssignFrontDoor, AssignHotPath, describe
 from services.assignment.routes import router
 from services.assignment.service import AssignmentService
 from splitstream.errors import DependencyUnavailable
@@ -72,7 +72,7 @@ def create_app(settings: AssignmentSettings | None = None) -> FastAPI:
     settings = settings or AssignmentSettings()
     app = build_app(
         title="SplitStream assignment", settings=settings, lifespan=lifespan, router=router,
-        checks_of=_dependency_checks, middleware=[AssignHotPath],
+        checks_of=_dependency_checks, middleware=[AssignHotPath], front=[AssignFrontDoor],
     )
     describe(app)
     if settings.cors_origins:

@@ -1,13 +1,16 @@
 """``/v1/assign``, answered by a plain ASGI handler in front of the FastAPI app.
 
 A frontend calls it on every page view, so it skips the framework's per-request machinery (routing, dependency
-solving, request and response models), which cost several times the assignment itself. It keeps everything a
+solving, request and response models), which cost several times the assignment itself, and, in front of the whole
+stack (:class:`AssignFrontDoor`), the framework's error, telemetry and body-limit layers too. It keeps everything a
 route has: the same API keys and scopes, errors in the one error shape (naming the field at fault), request
-metrics (it sits inside ``RequestMetrics`` and CORS), and the OpenAPI description (see :func:`describe`).
+metrics (same labels), CORS (requests with an ``Origin`` header take the stack's way), and the OpenAPI description
+(see :func:`describe`).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from typing import Any, Final
 from urllib.parse import parse_qsl
@@ -31,10 +34,14 @@ from splitstream.auth import QUERY_KEY, ApiKeys, check_scope, granted_scopes
 from splitstream.auth import Scope as KeyScope
 from splitstream.body import check_declared_length, collect_bounded, parse_json
 from splitstream.errors import InvalidRequest, SplitStreamError, field_errors
+from splitstream.service_app import RouteMetrics
 
 ASSIGN_PATH: Final = "/v1/assign"
+_METHODS: Final = frozenset({"GET", "POST"})
 _QUERY: Final = TypeAdapter(AssignQuery)
-_JSON_HEADERS: Final = [(b"content-type", b"application/json")]
+_JSON: Final = (b"content-type", b"application/json")
+_REMEMBERED_AUTHORIZATIONS: Final = 16
+"""Distinct ``Authorization`` values remembered as granting ingest (spellings of the few valid keys)."""
 
 
 class _Route:
@@ -43,36 +50,33 @@ class _Route:
     path = ASSIGN_PATH
 
 
-class AssignHotPath:
-    def __init__(self, app: ASGIApp) -> None:
-        self._app = app
+class AssignHandler:
+    """Answers one ``GET`` or ``POST /v1/assign`` from its scope, errors included; returns the status sent."""
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] != ASSIGN_PATH or scope["method"] not in {"GET", "POST"}:
-            await self._app(scope, receive, send)
-            return
-        scope["route"] = _Route
-        headers: list[tuple[bytes, bytes]] = list(_JSON_HEADERS)
+    def __init__(self) -> None:
+        self._ingest_authorizations: set[bytes] = set()
+        """``Authorization`` values already checked to grant ingest: the keys never change while the app runs."""
+
+    async def respond(
+        self, scope: Scope, receive: Receive, send: Send, request_headers: dict[bytes, bytes]
+    ) -> int:
         try:
-            status, body = 200, await self._answer(scope, receive)
+            status, body = 200, await self._answer(scope, receive, request_headers)
+            headers = [_JSON, (b"content-length", b"%d" % len(body))]
         except SplitStreamError as error:
             status, body = error.status_code, orjson.dumps(error.body())
+            headers = [_JSON, (b"content-length", b"%d" % len(body))]
             headers.extend((name.lower().encode(), value.encode()) for name, value in (error.headers or {}).items())
-        headers.append((b"content-length", str(len(body)).encode()))
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+        return status
 
-    async def _answer(self, scope: Scope, receive: Receive) -> bytes:
-        request_headers = dict(scope["headers"])
+    async def _answer(self, scope: Scope, receive: Receive, request_headers: dict[bytes, bytes]) -> bytes:
         raw_query = scope["query_string"]
         query = parse_qsl(raw_query.decode("latin-1"), keep_blank_values=True) if raw_query else []
         authorization = request_headers.get(b"authorization")
-        query_key = next((value for name, value in query if name == QUERY_KEY), None)
-        api_keys: ApiKeys = scope["app"].state.api_keys
-        check_scope(
-            granted_scopes(api_keys, authorization.decode("latin-1") if authorization else None, query_key),
-            KeyScope.INGEST,
-        )
+        if authorization is None or authorization not in self._ingest_authorizations:
+            self._authorize(scope, authorization, query)
         service: AssignmentService = scope["state"]["assignments"]
         if scope["method"] == "POST":
             declared = request_headers.get(b"content-length")
@@ -88,6 +92,60 @@ class AssignHotPath:
             field="experiment",
         )
         return orjson.dumps({**wire_assignment(assignment), "user_id": single.user_id})
+
+    def _authorize(self, scope: Scope, authorization: bytes | None, query: list[tuple[str, str]]) -> None:
+        api_keys: ApiKeys = scope["app"].state.api_keys
+        query_key = next((value for name, value in query if name == QUERY_KEY), None)
+        check_scope(
+            granted_scopes(api_keys, authorization.decode("latin-1") if authorization else None, query_key),
+            KeyScope.INGEST,
+        )
+        # Only a header that passed is remembered (a query key is not: the header, when present, decides alone).
+        if authorization and len(self._ingest_authorizations) < _REMEMBERED_AUTHORIZATIONS:
+            self._ingest_authorizations.add(authorization)
+
+
+class AssignFrontDoor:
+    """``/v1/assign`` in front of the whole framework stack (``build_app``'s ``front``), its metrics recorded here
+    under the same labels ``RequestMetrics`` gives it. A request with an ``Origin`` header goes through the stack
+    instead, where the CORS middleware (when configured) answers for it and :class:`AssignHotPath` serves it;
+    without one, CORS would only have passed it through."""
+
+    def __init__(self, app: ASGIApp, service: str) -> None:
+        self._app = app
+        self._handler = AssignHandler()
+        self._metrics = RouteMetrics(service, ASSIGN_PATH)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != ASSIGN_PATH or scope["method"] not in _METHODS:
+            await self._app(scope, receive, send)
+            return
+        request_headers = dict(scope["headers"])
+        if b"origin" in request_headers:
+            await self._app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500  # what the server answers if the handler raises
+        try:
+            status = await self._handler.respond(scope, receive, send, request_headers)
+        finally:
+            self._metrics.record(scope["method"], status, time.perf_counter() - started)
+
+
+class AssignHotPath:
+    """``/v1/assign`` as middleware inside the request metrics and CORS, for the requests the front door passes on
+    (those with an ``Origin`` header)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self._app = app
+        self._handler = AssignHandler()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != ASSIGN_PATH or scope["method"] not in _METHODS:
+            await self._app(scope, receive, send)
+            return
+        scope["route"] = _Route
+        await self._handler.respond(scope, receive, send, dict(scope["headers"]))
 
 
 async def _body(receive: Receive) -> bytes:
