@@ -241,15 +241,36 @@ end
 -- Adds each {field, delta} of increments to the variant's statistics and to its segments' among the user's, or none
 -- of them: a delta that is not finite, or that would take the variant's sum past the float range, skips the whole
 -- update (counted in overflow, and the caller leaves the user's totals as they were). Returns whether it applied.
+-- The variant sums this call has seen, read once per hash and field and kept up to date here (only this script
+-- writes them, and nothing else runs while it does): what the overflow check compares against.
+local known_sums = {}
+local function sums_of(key, increments)
+  local known = known_sums[key]
+  if known == nil then
+    known = {}
+    known_sums[key] = known
+  end
+  local missing = {}
+  for _, increment in ipairs(increments) do
+    if known[increment[1]] == nil then table.insert(missing, increment[1]) end
+  end
+  if #missing > 0 then
+    local values = redis.call('HMGET', key, unpack(missing))
+    for index, field in ipairs(missing) do known[field] = tonumber(values[index] or '0') end
+  end
+  return known
+end
+
 local function add_to_stats(experiment, user_hash, variant, increments)
-  local fields = {}
-  for index, increment in ipairs(increments) do fields[index] = increment[1] end
-  local current = redis.call('HMGET', variant_key(experiment, variant), unpack(fields))
-  for index, increment in ipairs(increments) do
-    if not (finite(increment[2]) and finite(tonumber(current[index] or '0') + increment[2])) then
+  local sums = sums_of(variant_key(experiment, variant), increments)
+  for _, increment in ipairs(increments) do
+    if not (finite(increment[2]) and finite(sums[increment[1]] + increment[2])) then
       overflow = overflow + 1
       return false
     end
+  end
+  for _, increment in ipairs(increments) do
+    sums[increment[1]] = sums[increment[1]] + increment[2]
   end
   for _, target in ipairs(stats_targets(experiment, user_hash, variant)) do
     for _, increment in ipairs(increments) do
@@ -487,13 +508,23 @@ end
 -- a hash (event id -> hour of arrival): far less memory than a key per event. Each mark lives at least dedup_ttl:
 -- the hash expires dedup_ttl after the user's last event, and whenever it has grown by PRUNE_EVERY marks, those
 -- whose whole hour of arrival lies more than dedup_ttl before this arrival are dropped.
+local mark_counts = {}
 local function first_delivery(user, event_id, arrived_at)
   local key = seen_key(user)
   local hour = math.floor(arrived_at / MS_PER_HOUR)
   if redis.call('HSETNX', key, event_id, hour) == 0 then
     return false
   end
-  if redis.call('HLEN', key) % PRUNE_EVERY == 0 then
+  -- The user's mark count, read once per call and counted here (so pruning happens at the same marks however the
+  -- events were batched); the expiry is set once per call: the whole call happens at one instant.
+  local count = mark_counts[user]
+  if count == nil then
+    count = redis.call('HLEN', key)
+    redis.call('EXPIRE', key, dedup_ttl)
+  else
+    count = count + 1
+  end
+  if count % PRUNE_EVERY == 0 then
     local expired_before = arrived_at - dedup_ttl * 1000
     local marks = redis.call('HGETALL', key)
     for index = 1, #marks, 2 do
@@ -501,8 +532,9 @@ local function first_delivery(user, event_id, arrived_at)
         redis.call('HDEL', key, marks[index])
       end
     end
+    count = redis.call('HLEN', key)
   end
-  redis.call('EXPIRE', key, dedup_ttl)
+  mark_counts[user] = count
   return true
 end
 
