@@ -21,7 +21,13 @@ from splitstream.events import Exposure, TrackEvent
 from splitstream.experiment import MAX_CUPED_LOOKBACK_DAYS
 from splitstream.keys import RedisKeys, stats_scope
 
-FOLD_SCRIPT: Final = files("services.collector.adapters").joinpath("fold.lua").read_text(encoding="utf-8")
+FOLD_PARTS: Final = ("prelude", "definitions", "targets", "statistics", "covariates", "apply")
+"""The script's parts in ``fold_lua/``, in the order they are joined: each uses only what the ones before define."""
+FOLD_SCRIPT: Final = "\n".join(
+    files("services.collector.adapters").joinpath("fold_lua", f"{part}.lua").read_text(encoding="utf-8")
+    for part in FOLD_PARTS
+)
+"""``fold.lua``: one script (Redis runs a batch as one atomic call), kept in parts to stay readable."""
 
 STATS_COUNTERS: Final = ("applied", "duplicates", "orphan_exposures", "overflow", "poison")
 """Counters kept at ``{p}:stats:{counter}``: events applied (first deliveries, orphans included), redelivered

@@ -1,0 +1,123 @@
+-- fold.lua, part 6 of 6: applying exposures and events, dedup, the batch loop and the counters.
+
+-- The user's events that arrived before this exposure, within the lateness bound of it, count for this experiment
+-- where they fall in the metric's window. Entries written before arrival times were kept ("name|value|ts") use
+-- their event time as arrival.
+local function replay_pending(experiment, user, user_hash, variant, exposed_at, exposure_arrived)
+  local earliest_arrival = exposure_arrived - lateness_ms
+  for _, entry in ipairs(redis.call('LRANGE', pending_key(user), 0, -1)) do
+    local name, value, ts, arrived = string.match(entry, '^([^|]+)|([^|]*)|([^|]+)|?([^|]*)$')
+    local happened_at = tonumber(ts or '')
+    if name and happened_at and (tonumber(arrived) or happened_at) >= earliest_arrival then
+      for _, target in ipairs(metrics_fed_by(name)) do
+        if target.experiment == experiment and attributed(experiment, target.metric, exposed_at, happened_at) then
+          fold(experiment, user_hash, variant, target.metric, target.role, value)
+        end
+      end
+    end
+  end
+end
+
+local function apply_exposure(user, experiment, variant, ts, arrived, attributes_json)
+  local variants = variants_of(experiment)
+  if not variants or not variants[variant] then
+    orphans = orphans + 1
+    return
+  end
+  local user_hash = user_key(experiment, user)
+  if redis.call('EXISTS', user_hash) == 1 then
+    return -- the first exposure wins
+  end
+  redis.call('HSET', user_hash, 'variant', variant, 'ts', ts)
+  redis.call('HINCRBY', variant_key(experiment, variant), 'users', 1)
+  enter_segments(experiment, user_hash, variant, attributes_json)
+  enter_covariates(experiment, user, user_hash, variant, tonumber(ts))
+  replay_pending(experiment, user, user_hash, variant, tonumber(ts), tonumber(arrived))
+end
+
+-- An event counts at once for the experiments that already saw the user's exposure; it waits in the user's pending
+-- list only if some experiment it feeds has not yet (an event that feeds nothing, or only experiments the user is
+-- already in, can never be attributed later: only a first exposure replays the list).
+local function apply_track_event(user, name, value, ts, arrived)
+  local happened_at = tonumber(ts)
+  local targets = metrics_fed_by(name)
+  for _, target in ipairs(targets) do
+    if target.role == 'binomial' or target.role == 'mean' then
+      record_daily_total(user, name, value, happened_at, tonumber(arrived))
+      break
+    end
+  end
+  local waiting = false
+  for _, target in ipairs(targets) do
+    local user_hash = user_key(target.experiment, user)
+    local exposure = redis.call('HMGET', user_hash, 'variant', 'ts')
+    if not (exposure[1] and exposure[2]) then
+      waiting = true
+    elseif attributed(target.experiment, target.metric, tonumber(exposure[2]), happened_at) then
+      fold(target.experiment, user_hash, exposure[1], target.metric, target.role, value)
+    end
+  end
+  if waiting then
+    local pending = pending_key(user)
+    redis.call('LPUSH', pending, name .. '|' .. value .. '|' .. ts .. '|' .. arrived)
+    redis.call('LTRIM', pending, 0, pending_max - 1)
+    redis.call('EXPIRE', pending, pending_ttl)
+  end
+end
+
+-- Marks the user's event as applied; false if it already was (a redelivery or a resend). The marks of one user share
+-- a hash (event id -> hour of arrival): far less memory than a key per event. Each mark lives at least dedup_ttl:
+-- the hash expires dedup_ttl after the user's last event, and whenever it has grown by PRUNE_EVERY marks, those
+-- whose whole hour of arrival lies more than dedup_ttl before this arrival are dropped.
+local mark_counts = {}
+local function first_delivery(user, event_id, arrived_at)
+  local key = seen_key(user)
+  local hour = math.floor(arrived_at / MS_PER_HOUR)
+  if redis.call('HSETNX', key, event_id, hour) == 0 then
+    return false
+  end
+  -- The user's mark count, read once per call and counted here (so pruning happens at the same marks however the
+  -- events were batched); the expiry is set once per call: the whole call happens at one instant.
+  local count = mark_counts[user]
+  if count == nil then
+    count = redis.call('HLEN', key)
+    redis.call('EXPIRE', key, dedup_ttl)
+  else
+    count = count + 1
+  end
+  if count % PRUNE_EVERY == 0 then
+    local expired_before = arrived_at - dedup_ttl * 1000
+    local marks = redis.call('HGETALL', key)
+    for index = 1, #marks, 2 do
+      if (tonumber(marks[index + 1]) + 1) * MS_PER_HOUR <= expired_before then
+        redis.call('HDEL', key, marks[index])
+      end
+    end
+    count = redis.call('HLEN', key)
+  end
+  mark_counts[user] = count
+  return true
+end
+
+for i = FIRST_EVENT, #ARGV, FIELDS_PER_EVENT do
+  local kind, event_id, user = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  local a, b, ts, arrived, attributes = ARGV[i + 3], ARGV[i + 4], ARGV[i + 5], ARGV[i + 6], ARGV[i + 7]
+  if not first_delivery(user, event_id, tonumber(arrived)) then
+    duplicates = duplicates + 1
+  else
+    applied = applied + 1
+    if kind == 'exposure' then
+      apply_exposure(user, a, b, ts, arrived, attributes)
+    else
+      apply_track_event(user, a, b, ts, arrived)
+    end
+  end
+end
+
+redis.call('INCRBY', stats_key('applied'), applied)
+redis.call('INCRBY', stats_key('duplicates'), duplicates)
+redis.call('INCRBY', stats_key('orphan_exposures'), orphans)
+redis.call('INCRBY', stats_key('overflow'), overflow)
+redis.call('INCRBY', stats_key('poison'), poison)
+
+return {applied, duplicates, orphans, overflow}

@@ -1,0 +1,92 @@
+-- fold.lua, part 1 of 6 (services/collector/adapters/fold.py joins the parts, in order, into one script).
+--
+-- Folds one consumer batch of events into the experiments' sufficient statistics, atomically.
+--
+-- Key layout: splitstream/keys.py (the prefix arrives in ARGV so the names here match RedisKeys exactly).
+-- No KEYS are declared: which keys an event touches depends on data read inside the script (the metric index),
+-- so this script needs a standalone (non-cluster) Redis.
+-- A mean metric's per-user cap (winsorizing) and any metric's attribution window (conversion_window_hours) are
+-- read from the experiment definition, {p}:exp:{key}.
+--
+-- Attribution: an event counts for a metric of an experiment the user is exposed to iff
+--   exposure_ts <= event_ts < exposure_ts + window   (no upper bound without a window),
+-- whichever arrives first. An event that arrives before the exposure waits in the user's pending list (with its
+-- arrival time) and is replayed when the exposure arrives only if event_arrived >= exposure_arrived - lateness.
+--
+-- Ratio metrics (role "ratio" for the numerator event, "denominator-count" / "denominator-sum" for the denominator
+-- event): the user's numerator total m and denominator total d live in the user hash (m:{metric}, d:{metric}); the
+-- variant keeps Σm, Σm² ({metric}:sum, :sumsq), Σd, Σd² (:dsum, :dsumsq) and Σm·d (:md). When one part moves, the
+-- cross product moves by the change times the other part: Σm·d += Δm·d, or m·Δd.
+--
+-- CUPED covariates (binomial and mean metrics): every event whose name feeds such a metric also adds to the user's
+-- daily totals ({p}:user:{user}:days, field "{event}|{day}" = "{Σ values},{count}"; days since the epoch, UTC, by
+-- the event's own timestamp), kept covariate_days_kept days. At the user's first exposure, x for each metric
+-- is the same metric over the cuped_lookback_days whole days before the exposure's day (binomial: 1 if any event,
+-- mean: the total, capped like y), frozen from then on; the variant keeps Σx, Σx², Σx·y (:xsum, :xsumsq, :xy) and the
+-- user x:{metric} when x is not 0. Pre-period events that arrive after the exposure was folded are not in x.
+--
+-- Segments: for each dimension the definition lists in "segments", the first exposure's attribute value (text,
+-- "(none)" when absent, at most 64 characters) puts the user in that value's segment; a dimension keeps at most
+-- max_segment_values values, later ones fold into "(other)". Each segment has the variant hashes of the main
+-- statistics ({p}:exp:{scope}:seg:{dim}:{value}:v:{variant}), updated together with them; the values of a
+-- dimension are the set {p}:exp:{scope}:segvals:{dim}.
+--
+-- ARGV: prefix, dedup_ttl, pending_ttl, pending_max, lateness_ms, poison_count, max_segment_values,
+-- covariate_days_kept, then 8 fields
+-- per event, in record order (arrived_ms: when the event reached the platform, epoch ms):
+--   exposure: "exposure", event_id, user_id, stats scope (experiment and phase), variant, ts_ms, arrived_ms,
+--             attributes (a JSON object, "" when none)
+--   event:    "event",    event_id, user_id, name, value ("" when absent), ts_ms, arrived_ms, ""
+-- Values travel as strings formatted by Python (shortest round-trip repr) so no precision is lost on the way in.
+--
+-- A Redis script is not rolled back when a command fails half-way, so every write below is guarded so that it
+-- cannot fail: in particular a float sum that would overflow to infinity is skipped and counted instead.
+--
+-- Returns {applied, duplicates, orphan_exposures, overflow}.
+
+local prefix = ARGV[1]
+local dedup_ttl = tonumber(ARGV[2])
+local pending_ttl = tonumber(ARGV[3])
+local pending_max = tonumber(ARGV[4])
+local lateness_ms = tonumber(ARGV[5])
+local poison = tonumber(ARGV[6])
+local max_segment_values = tonumber(ARGV[7])
+local covariate_days_kept = tonumber(ARGV[8])
+local FIRST_EVENT = 9
+local FIELDS_PER_EVENT = 8
+local OTHER_VALUES = '(other)'
+local NO_VALUE = '(none)'
+-- The arm of held-out users (splitstream/experiment.py HOLDOUT_ARM): folded like a variant of every experiment.
+local HOLDOUT_ARM = '(holdout)'
+local MS_PER_HOUR = 3600000
+local PRUNE_EVERY = 64
+local MS_PER_DAY = 86400000
+local SECONDS_PER_DAY = 86400
+local DEFAULT_LOOKBACK_DAYS = 14
+
+local applied, duplicates, orphans, overflow = 0, 0, 0, 0
+
+-- Statistics keys name an experiment's stats scope ("key" in phase 1, "key~N" after: splitstream/keys.py); the
+-- definition is stored under the key alone.
+local function experiment_key(scope) return prefix .. ':exp:' .. string.match(scope, '^[^~]+') end
+local function variant_key(experiment, variant) return prefix .. ':exp:' .. experiment .. ':v:' .. variant end
+local function user_key(experiment, user) return prefix .. ':exp:' .. experiment .. ':u:' .. user end
+local function pending_key(user) return prefix .. ':user:' .. user .. ':pending' end
+local function daily_totals_key(user) return prefix .. ':user:' .. user .. ':days' end
+local function seen_key(user) return prefix .. ':user:' .. user .. ':seen' end
+local function event_metrics_key(name) return prefix .. ':event-metrics:' .. name end
+local function stats_key(counter) return prefix .. ':stats:' .. counter end
+local function segment_key(scope, dimension, value, variant)
+  return prefix .. ':exp:' .. scope .. ':seg:' .. dimension .. ':' .. value .. ':v:' .. variant
+end
+local function segment_values_key(scope, dimension) return prefix .. ':exp:' .. scope .. ':segvals:' .. dimension end
+
+local function finite(x)
+  return x == x and x ~= math.huge and x ~= -math.huge
+end
+
+-- What one event adds to a total: its value, or 1 when it has none.
+local function event_value(value)
+  if value == '' then return 1 end
+  return tonumber(value)
+end

@@ -1,0 +1,106 @@
+-- fold.lua, part 4 of 6: the per-user updates of the sufficient statistics (binomial, mean, ratio).
+
+-- Adds each {field, delta} of increments to the variant's statistics and to its segments' among the user's, or none
+-- of them: a delta that is not finite, or that would take the variant's sum past the float range, skips the whole
+-- update (counted in overflow, and the caller leaves the user's totals as they were). Returns whether it applied.
+-- The variant sums this call has seen, read once per hash and field and kept up to date here (only this script
+-- writes them, and nothing else runs while it does): what the overflow check compares against.
+local known_sums = {}
+local function sums_of(key, increments)
+  local known = known_sums[key]
+  if known == nil then
+    known = {}
+    known_sums[key] = known
+  end
+  local missing = {}
+  for _, increment in ipairs(increments) do
+    if known[increment[1]] == nil then table.insert(missing, increment[1]) end
+  end
+  if #missing > 0 then
+    local values = redis.call('HMGET', key, unpack(missing))
+    for index, field in ipairs(missing) do known[field] = tonumber(values[index] or '0') end
+  end
+  return known
+end
+
+local function add_to_stats(experiment, user_hash, variant, increments)
+  local sums = sums_of(variant_key(experiment, variant), increments)
+  for _, increment in ipairs(increments) do
+    if not (finite(increment[2]) and finite(sums[increment[1]] + increment[2])) then
+      overflow = overflow + 1
+      return false
+    end
+  end
+  for _, increment in ipairs(increments) do
+    sums[increment[1]] = sums[increment[1]] + increment[2]
+  end
+  for _, target in ipairs(stats_targets(experiment, user_hash, variant)) do
+    for _, increment in ipairs(increments) do
+      if increment[2] ~= 0 then redis.call('HINCRBYFLOAT', target, increment[1], increment[2]) end
+    end
+  end
+  return true
+end
+
+local function user_number(user_hash, field)
+  return tonumber(redis.call('HGET', user_hash, field) or '0')
+end
+
+-- Adds one event to one exposed user's y (binomial, mean) or ratio numerator m. Binomial: y = 1 once the user
+-- converts (at most once). Mean and ratio: the user's raw running total T is kept in the user hash and y = T, or,
+-- with a mean metric's cap c, the winsorized y = min(T, c) (from above only: negative totals stay). On
+-- T_old -> T_new, Σy gains y(T_new) − y(T_old) and Σy² gains y(T_new)² − y(T_old)², so both stay sums over users
+-- of their (capped) totals; Σx·y gains x·Δy and a ratio's Σm·d gains Δm·d.
+local function fold_value(experiment, user_hash, variant, metric, metric_type, value)
+  local total_field = 'm:' .. metric
+  -- The other per-user number this update needs: a ratio's denominator, else the CUPED covariate (one round trip).
+  local other_field = (metric_type == 'ratio' and 'd:' or 'x:') .. metric
+  local stored = redis.call('HMGET', user_hash, total_field, other_field)
+  local other = tonumber(stored[2] or '0')
+  local old, new, y_old, y_new
+  if metric_type == 'binomial' then
+    if stored[1] then return end
+    old, new, y_old, y_new = 0, 1, 0, 1
+  else
+    old = tonumber(stored[1] or '0')
+    new = old + event_value(value)
+    y_old, y_new = old, new
+    local cap = metric_type == 'mean' and caps_of(experiment)[metric]
+    if cap then y_old, y_new = math.min(old, cap), math.min(new, cap) end
+  end
+  local delta = y_new - y_old
+  local increments = {{metric .. ':sum', delta}, {metric .. ':sumsq', y_new * y_new - y_old * y_old}}
+  if metric_type == 'ratio' then
+    table.insert(increments, {metric .. ':md', delta * other})
+  elseif other ~= 0 then
+    table.insert(increments, {metric .. ':xy', other * delta})
+  end
+  if finite(new) and add_to_stats(experiment, user_hash, variant, increments) then
+    redis.call('HSET', user_hash, total_field, new)
+  end
+end
+
+-- Adds one event to one exposed user's ratio denominator d: 1 (count), or the event's value (sum).
+local function fold_denominator(experiment, user_hash, variant, metric, aggregate, value)
+  local step = 1
+  if aggregate == 'sum' then step = event_value(value) end
+  local total_field = 'd:' .. metric
+  local old = user_number(user_hash, total_field)
+  local new = old + step
+  local increments = {
+    {metric .. ':dsum', step}, {metric .. ':dsumsq', new * new - old * old},
+    {metric .. ':md', user_number(user_hash, 'm:' .. metric) * step},
+  }
+  if finite(new) and add_to_stats(experiment, user_hash, variant, increments) then
+    redis.call('HSET', user_hash, total_field, new)
+  end
+end
+
+local function fold(experiment, user_hash, variant, metric, role, value)
+  local aggregate = string.match(role, '^denominator%-(%a+)$')
+  if aggregate then
+    fold_denominator(experiment, user_hash, variant, metric, aggregate, value)
+  elseif role == 'binomial' or role == 'mean' or role == 'ratio' then
+    fold_value(experiment, user_hash, variant, metric, role, value)
+  end
+end
