@@ -173,9 +173,11 @@ class SplitStreamClient:
     # Analyzer: results and the power calculator.
 
     def results(self, key: str, *, segment: str | None = None, method: str | None = None) -> JsonObject:
+        """The readout with every comparison as a lift (``difference=relative``): the CLI prints lifts."""
         params = {name: value for name, value in (("segment", segment), ("method", method)) if value is not None}
+        params["difference"] = "relative"
         url = f"{self.analyzer_url}/v1/experiments/{_path(key)}/results"
-        return self._call("GET", url, KeyScope.READ, params=params or None)
+        return self._call("GET", url, KeyScope.READ, params=params)
 
     def power(
         self,

@@ -18,10 +18,11 @@ from services.analyzer.report.labels import choose_lang, label
 from services.analyzer.report.verdict import Lang
 from services.analyzer.report.view import build_view
 from services.analyzer.schemas import ExperimentSummary
-from services.analyzer.service import ResultsService
+from services.analyzer.service import Overrides, ResultsService
 from services.analyzer.timeseries import TimeseriesService
 from splitstream.auth import BASIC_CHALLENGE, Scope, require
 from splitstream.errors import Forbidden, NotFound, SplitStreamError, Unauthorized
+from splitstream.experiment import Difference
 from splitstream.registry import ExperimentRegistry
 
 log = structlog.get_logger(__name__)
@@ -96,6 +97,10 @@ async def _list_rows(request: Request) -> list[pages.ListRow]:
     return rows
 
 
+LIFTS = Overrides(difference=Difference.RELATIVE)
+"""The report reads every comparison as a lift, whatever scale the plan leads with for the API."""
+
+
 @router.get("/experiments", response_class=HTMLResponse)
 async def experiments_page(request: Request, lang: LangQuery = None) -> Response:
     """Every experiment with its status, phase, users and current call, each linking to its report."""
@@ -119,9 +124,11 @@ async def report_page(
     try:
         await require(Scope.READ)(request)
         experiment = await results_service.experiment_for_reading(key)
-        results = await results_service.results(key)
+        results = await results_service.results(key, overrides=LIFTS)
         timeseries = await timeseries_service.series(key)
-        segments = [await results_service.segments(key, dimension) for dimension in experiment.segments]
+        segments = [
+            await results_service.segments(key, dimension, overrides=LIFTS) for dimension in experiment.segments
+        ]
     except SplitStreamError as error:
         return _error(error, chosen)
     view = build_view(experiment, results, timeseries, segments, datetime.now(UTC))

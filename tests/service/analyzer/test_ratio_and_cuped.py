@@ -8,11 +8,12 @@ import random
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 
 from services.analyzer.stats import compare, compare_cuped, compare_ratio
 from services.analyzer.stats.bayesian import bayesian_compare_ratio
-from splitstream.experiment import Metric, MetricType
+from splitstream.experiment import AnalysisPlan, Difference, Metric, MetricType
 from splitstream.statistics import CovariateMoments, RatioMoments
 from tests.conftest import TEST_KEYS
 from tests.service.analyzer.conftest import CreateExperiment, WriteStats
@@ -175,3 +176,22 @@ async def test_the_report_marks_a_cuped_metric_with_the_variance_it_removed(
     assert page.status_code == 200
     rows = [row for row in page.text.split("<tr>") if note in row]
     assert [row.split("</td>")[0].split(">")[1].split(" ")[0] for row in rows] == ["revenue"]
+
+
+async def test_the_report_reads_lifts_even_when_the_plan_leads_with_the_absolute_difference(
+    client: httpx.AsyncClient, create_experiment: CreateExperiment, write_stats: WriteStats
+) -> None:
+    await create_experiment("absolute-plan", [("control", 1), ("higher_price", 1)], METRICS,
+                            analysis=AnalysisPlan(difference=Difference.ABSOLUTE))
+    for variant, seed, lift in (("control", 1, 0.0), ("higher_price", 2, 0.05)):
+        await write_stats("absolute-plan", variant, _fields(*_users(seed, 800, lift)))
+    api = (await client.get("/v1/experiments/absolute-plan/results", headers=READ)).json()
+    basic = "Basic " + base64.b64encode(f"lead:{TEST_KEYS['read_key']}".encode()).decode()
+
+    page = await client.get("/experiments/absolute-plan", params={"lang": "en"}, headers={"Authorization": basic})
+
+    drawn = orjson.loads(page.text.split('id="report-data">')[1].split("</script>")[0])
+    [comparison] = _metric(api, "order_value")["comparisons"]
+    [charted] = next(m for m in drawn["metrics"] if m["key"] == "order_value")["comparisons"]
+    assert api["difference"] == "absolute" and comparison["effect"] == comparison["absolute"]["effect"]
+    assert charted["effect"] == pytest.approx(comparison["relative"]["effect"], rel=1e-12)

@@ -120,9 +120,10 @@ def test_ship_sends_the_winner_and_results_send_their_query() -> None:
     ship, segmented, plain = recorder.requests
     assert json.loads(ship.content) == {"variant": "new_title"}
     assert ship.headers["Authorization"] == "Bearer admin-key"
-    assert dict(segmented.url.params) == {"segment": "channel", "method": "bayesian"}
+    # The CLI prints lifts: it always asks for the relative scale, whatever the plan leads with.
+    assert dict(segmented.url.params) == {"segment": "channel", "method": "bayesian", "difference": "relative"}
     assert segmented.url.path == "/v1/experiments/checkout-title/results"
-    assert str(plain.url) == f"{ANALYZER}/v1/experiments/checkout-title/results"
+    assert str(plain.url) == f"{ANALYZER}/v1/experiments/checkout-title/results?difference=relative"
 
 
 def test_keys_cannot_reach_another_route() -> None:

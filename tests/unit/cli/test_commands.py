@@ -275,7 +275,7 @@ def test_results_colour_lifts_by_the_direction_the_definition_calls_good(monkeyp
     services = FakeServices({("GET", RESULTS_URL): results(), **DEFINITION_ROUTE})
     result = run(services, "results", KEY)
     assert result.exit_code == 0, result.output
-    assert services.calls() == [("GET", RESULTS_URL, READ), ("GET", EXPERIMENT_URL, READ)]
+    assert services.calls() == [("GET", f"{RESULTS_URL}?difference=relative", READ), ("GET", EXPERIMENT_URL, READ)]
     green, red = "32", "31"
     assert style_of(result.output, "+12.00%") == green  # conversion up
     assert style_of(result.output, "[+2.10%, +21.90%]") == green
@@ -315,7 +315,8 @@ def test_results_by_segment_send_the_query_and_print_a_table_per_value() -> None
     services = FakeServices({("GET", RESULTS_URL): segment_results(), **DEFINITION_ROUTE})
     result = run(services, "results", KEY, "--segment", "channel", "--method", "bayesian")
     assert result.exit_code == 0, result.output
-    assert dict(services.requests[0].url.params) == {"segment": "channel", "method": "bayesian"}
+    assert dict(services.requests[0].url.params) == {"segment": "channel", "method": "bayesian",
+                                                     "difference": "relative"}
     assert "channel = mini_program (sample ratio: ok)" in result.output
     assert "channel = web (sample ratio: ok)" in result.output
     rows = [line for line in result.output.splitlines() if "new_title" in line]
