@@ -19,7 +19,7 @@ from redis.asyncio import Redis
 from services.analyzer.schemas import ExperimentResults
 from services.analyzer.service import Overrides, ResultsService
 from services.analyzer.stats.decision import harmed
-from splitstream.experiment import AnalysisMethod, Experiment, ExperimentStatus, MetricRole
+from splitstream.experiment import AnalysisMethod, Difference, Experiment, ExperimentStatus, MetricRole
 from splitstream.keys import RedisKeys, stats_scope
 from splitstream.registry import ExperimentRegistry
 
@@ -98,9 +98,10 @@ class AlertWatcher:
             if experiment is None or experiment.status is not ExperimentStatus.RUNNING:
                 continue
             planned = experiment.analysis.method is AnalysisMethod.GROUP_SEQUENTIAL
-            results = await self._results.results(
-                key, overrides=None if planned else Overrides(method=AnalysisMethod.SEQUENTIAL)
-            )
+            # Lifts (the alerts state them as percentages), read peeking-safe unless the plan schedules its looks.
+            results = await self._results.results(key, overrides=Overrides(
+                method=None if planned else AnalysisMethod.SEQUENTIAL, difference=Difference.RELATIVE,
+            ))
             for alert in alerts_for(experiment, results, stop_on_harm=self._stop_on_harm):
                 if await self._send_once(experiment, alert):
                     sent.append(alert)

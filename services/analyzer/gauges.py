@@ -32,9 +32,9 @@ import structlog
 from prometheus_client import Counter, Gauge
 
 from services.analyzer.schemas import ExperimentResults
-from services.analyzer.service import ResultsService
+from services.analyzer.service import Overrides, ResultsService
 from splitstream.errors import NotFound
-from splitstream.experiment import ExperimentStatus
+from splitstream.experiment import Difference, ExperimentStatus
 from splitstream.registry import ExperimentRegistry
 
 log = structlog.get_logger(__name__)
@@ -146,7 +146,8 @@ class GaugeRefresher:
         if experiment is None or experiment.status not in PUBLISHED_STATUSES:
             return []
         try:
-            return samples_of(await self._results.results(key))
+            # Gauges carry lifts (the dashboard's unit), whatever scale the plan leads with.
+            return samples_of(await self._results.results(key, overrides=Overrides(difference=Difference.RELATIVE)))
         except NotFound:
             return []  # deleted between the listing and the read
 
