@@ -100,11 +100,20 @@ def _with(experiment_key: str, /, **changes: Any) -> dict[str, Any]:
         (lambda k: _with(k, salt=""), "body.salt"),
         (lambda k: _with(k, colour="blue"), "body.colour"),
         (lambda k: {"variants": spec(k)["variants"]}, "body.key"),
+        (lambda k: _with(k, metrics=[{"key": "ctr", "type": "ratio", "event": "click"}]),
+         "body.metrics.0.denominator_event"),
+        (lambda k: _with(k, metrics=[{"key": "m", "type": "mean", "event": "e", "denominator_event": "d"}]),
+         "body.metrics.0.denominator_event"),
+        (lambda k: _with(k, metrics=[{"key": "r", "type": "ratio", "event": "e", "denominator_event": "d",
+                                      "denominator_aggregate": "median"}]), "body.metrics.0.denominator_aggregate"),
+        (lambda k: _with(k, analysis={"cuped_lookback_days": 31}), "body.analysis.cuped_lookback_days"),
+        (lambda k: _with(k, analysis={"difference": "ratio"}), "body.analysis.difference"),
     ],
     ids=["zero-weight", "one-variant", "duplicate-variants", "weights-not-one", "some-weights", "coverage-above-1",
          "coverage-below-0", "bad-operator", "non-numeric-bound", "bad-version", "in-without-list", "forced-unknown",
          "ramp-out-of-order", "unknown-layer", "zero-share", "unknown-holdout", "unknown-kind", "bad-metric-type",
-         "duplicate-metrics", "bad-key", "empty-salt", "unknown-field", "missing-key"],
+         "duplicate-metrics", "bad-key", "empty-salt", "unknown-field", "missing-key", "ratio-without-denominator",
+         "denominator-of-a-mean", "bad-denominator-aggregate", "lookback-past-30-days", "bad-difference"],
 )
 async def test_invalid_specs_are_rejected_naming_the_field(
     client: httpx.AsyncClient, unique: str, make_body: Any, field: str
