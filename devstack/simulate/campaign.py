@@ -1,16 +1,23 @@
-"""Campaign: three push copies, with 10% of users held out (they get no push at all).
+"""Campaign: three push copies for a free-delivery day, with 10% of users held out (they get no push at all). The
+copies tie; the push itself works.
 
 Each user is reached on one channel (app push, SMS or a mini-program message) and has a responsiveness r
-(uniform, mean 1). A pushed user orders with probability ``CONTROL_ORDER_RATE × channel factor × r × (1 +
-COPY_LIFT[copy])``, a held-out user with ``CONTROL_ORDER_RATE × channel factor × r × NO_PUSH_FACTOR``; a buyer
-orders once more with probability ``REPEAT_ORDER_RATE``, each order worth ``BASKET`` × (1 + BASKET_LIFT[copy]) ×
-a log-normal factor of mean 1 (copy C pushes a bundle: fewer orders, bigger baskets). Hence the true lifts:
+(uniform, mean 1). A pushed user opens the app that day (``app_open``) with probability ``VISIT_RATE × channel
+factor × r``, whichever copy they got: the copies word the same offer, and the scenario's truth is that wording
+does not matter. A held-out user visits with that probability × ``NO_PUSH_VISIT_FACTOR``. A visitor orders with
+probability ``ORDER_RATE_OF_VISITORS`` (× ``NO_PUSH_ORDER_FACTOR`` when held out: they never heard of the free
+delivery) and once more with probability ``REPEAT_ORDER_RATE``, each order worth ``BASKET`` × a log-normal factor
+of mean 1. Hence the true lifts:
 
-- conversion (ordered at least once): ``COPY_LIFT``;
-- revenue per user: ``(1 + COPY_LIFT)(1 + BASKET_LIFT) − 1``;
-- against the held-out users (the assignment answers ``holdout`` and logs their exposure in the holdout arm):
-  those factors divided by ``NO_PUSH_FACTOR``, and for all copies pooled (equal weights) the mean of the factors
-  divided by it: the campaign's total effect.
+- between copies, on every metric: 0;
+- against the held-out users (the assignment answers ``holdout`` and logs their exposure in the holdout arm), for
+  each copy and for all of them pooled: visits ``1 / NO_PUSH_VISIT_FACTOR − 1``, conversion (ordered at least
+  once) and revenue per user ``1 / (NO_PUSH_VISIT_FACTOR × NO_PUSH_ORDER_FACTOR) − 1``.
+
+The intended call is **proved neutral** for copies B and C: the plan's equivalence margin (±10%) is wide enough,
+against the visit rate's standard error at the default 20,000 users, for the TOST interval to fit inside it. The
+plan reads at α = 0.01: at a true difference of 0, a test at level α finds one (and calls ship or roll back) with
+probability α, so a neutral call can never be likelier than 1 − α; at 0.05 that caps it below 0.95.
 """
 
 from __future__ import annotations
@@ -22,9 +29,11 @@ from typing import Any, ClassVar
 from devstack.simulate.scenario import (
     POOLED_ARM,
     Action,
+    ExpectedVerdict,
     Scenario,
     TrueEffect,
     UserProfile,
+    VerdictCause,
     chance,
     holdout_key,
     pick,
@@ -35,36 +44,30 @@ CONTROL = "copy_a"
 COPIES = {
     CONTROL: "Your basket misses you: free delivery today",
     "copy_b": "Only today: free delivery on everything in your basket",
-    "copy_c": "Make it a feast: the family bundle ships free today",
+    "copy_c": "Free delivery today: your favourites are one tap away",
 }
-COPY_LIFT = {CONTROL: 0.0, "copy_b": 0.08, "copy_c": -0.05}
-BASKET_LIFT = {CONTROL: 0.0, "copy_b": 0.0, "copy_c": 0.10}
 HOLDOUT_SHARE = 0.10
-NO_PUSH_FACTOR = 0.7
-"""A held-out user's ordering rate relative to one pushed with the control copy."""
+NO_PUSH_VISIT_FACTOR = 0.8
+"""A held-out user's chance of visiting relative to a pushed one's."""
+NO_PUSH_ORDER_FACTOR = 0.85
+"""A held-out visitor's chance of ordering relative to a pushed visitor's."""
 
-CONTROL_ORDER_RATE = 0.08
+VISIT_RATE = 0.45
+ORDER_RATE_OF_VISITORS = 0.18
 REPEAT_ORDER_RATE = 0.2
 BASKET = 85.0
 BASKET_SIGMA = 0.5
 CHANNELS = (("app_push", 0.55), ("sms", 0.25), ("mini_program", 0.20))
 CHANNEL_RESPONSE = {"app_push": 1.2, "sms": 0.6, "mini_program": 1.0}
 RESPONSIVENESS_RANGE = (0.3, 1.7)
+"""Uniform; the top keeps every probability below 1: 0.45 × 1.2 × 1.7 < 1."""
+EQUIVALENCE_MARGIN = 0.10
+ALPHA = 0.01
 
-
-def _orders(variant: str) -> float:
-    """Expected buyers with ``variant`` relative to copy A; for the pool of the (equally weighted) copies, their
-    mean."""
-    if variant == POOLED_ARM:
-        return sum(map(_orders, COPIES)) / len(COPIES)
-    return 1 + COPY_LIFT[variant]
-
-
-def _revenue(variant: str) -> float:
-    """Expected revenue per user with ``variant`` relative to copy A (held-out buyers fill copy A's baskets)."""
-    if variant == POOLED_ARM:
-        return sum(map(_revenue, COPIES)) / len(COPIES)
-    return (1 + COPY_LIFT[variant]) * (1 + BASKET_LIFT[variant])
+_VISIT_LIFT_OVER_HOLDOUT = 1 / NO_PUSH_VISIT_FACTOR - 1
+_ORDER_LIFT_OVER_HOLDOUT = 1 / (NO_PUSH_VISIT_FACTOR * NO_PUSH_ORDER_FACTOR) - 1
+_LIFTS_OVER_HOLDOUT = {"visit": _VISIT_LIFT_OVER_HOLDOUT, "conversion": _ORDER_LIFT_OVER_HOLDOUT,
+                       "revenue": _ORDER_LIFT_OVER_HOLDOUT}
 
 
 class CampaignScenario(Scenario):
@@ -75,29 +78,31 @@ class CampaignScenario(Scenario):
     holdout_share: ClassVar[float | None] = HOLDOUT_SHARE
     segments: ClassVar[tuple[str, ...]] = ("channel",)
     true_effects: ClassVar[tuple[TrueEffect, ...]] = (
-        *(effect
-          for variant in COPIES if variant != CONTROL
-          for effect in (TrueEffect("conversion", variant, _orders(variant) - 1),
-                         TrueEffect("revenue", variant, _revenue(variant) - 1))),
-        *(effect
-          for variant in (*COPIES, POOLED_ARM)
-          for effect in (TrueEffect("conversion", variant, _orders(variant) / NO_PUSH_FACTOR - 1, HOLDOUT_ARM),
-                         TrueEffect("revenue", variant, _revenue(variant) / NO_PUSH_FACTOR - 1, HOLDOUT_ARM))),
+        *(TrueEffect(metric, variant, 0.0)
+          for variant in COPIES if variant != CONTROL for metric in _LIFTS_OVER_HOLDOUT),
+        *(TrueEffect(metric, variant, lift, HOLDOUT_ARM)
+          for variant in (*COPIES, POOLED_ARM) for metric, lift in _LIFTS_OVER_HOLDOUT.items()),
+    )
+    expected_verdicts: ClassVar[tuple[ExpectedVerdict, ...]] = tuple(
+        ExpectedVerdict(variant, VerdictCause.GOAL_EQUIVALENT, "visit", power=0.95)
+        for variant in COPIES if variant != CONTROL
     )
 
     def definition(self, key: str) -> dict[str, Any]:
         return {
             "key": key,
             "name": "Free-delivery day push",
-            "hypothesis": "Naming the deadline (copy B) or a bundle (copy C) brings more orders than copy A.",
+            "hypothesis": "Naming the deadline (copy B) or the favourites (copy C) brings more visits than copy A.",
             "kind": "campaign",
             "variants": [{"key": variant, "payload": {"push": text}} for variant, text in COPIES.items()],
             "holdouts": [holdout_key(key)],
             "metrics": [
-                {"key": "conversion", "type": "binomial", "event": "order", "role": "goal"},
+                {"key": "visit", "type": "binomial", "event": "app_open", "role": "goal"},
+                {"key": "conversion", "type": "binomial", "event": "order"},
                 {"key": "revenue", "type": "mean", "event": "order"},
             ],
-            "analysis": {"min_days": 0, "min_users_per_variant": 5000},
+            "analysis": {"min_days": 0, "min_users_per_variant": 5000, "alpha": ALPHA,
+                         "equivalence_margin": EQUIVALENCE_MARGIN},
             "segments": list(self.segments),
         }
 
@@ -107,11 +112,13 @@ class CampaignScenario(Scenario):
         return UserProfile(attributes={"channel": channel}, propensity=CHANNEL_RESPONSE[channel] * responsiveness)
 
     def respond(self, profile: UserProfile, variant: str | None, rng: random.Random) -> list[Action]:
-        effect = NO_PUSH_FACTOR if variant is None else 1 + COPY_LIFT[variant]
-        if not chance(rng, CONTROL_ORDER_RATE * profile.propensity * effect):
+        pushed = variant is not None
+        if not chance(rng, VISIT_RATE * profile.propensity * (1.0 if pushed else NO_PUSH_VISIT_FACTOR)):
             return []
-        basket = BASKET * (1 + (0.0 if variant is None else BASKET_LIFT[variant]))
+        actions = [Action("app_open")]
+        if not chance(rng, ORDER_RATE_OF_VISITORS * (1.0 if pushed else NO_PUSH_ORDER_FACTOR)):
+            return actions
         orders = 2 if chance(rng, REPEAT_ORDER_RATE) else 1
-        return [Action("order", round(basket * rng.lognormvariate(-BASKET_SIGMA**2 / 2, BASKET_SIGMA), 2),
-                       offset=timedelta(minutes=5 * order))
-                for order in range(orders)]
+        return actions + [Action("order", round(BASKET * rng.lognormvariate(-BASKET_SIGMA**2 / 2, BASKET_SIGMA), 2),
+                                 offset=timedelta(minutes=5 * (order + 1)))
+                          for order in range(orders)]

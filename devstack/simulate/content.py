@@ -1,5 +1,6 @@
 """Content: two titles for one article. The question title makes more users open it, but they read it for less
-time.
+time; more opens outweigh the shorter reads, so time spent (the guardrail) still grows. The intended call is a
+clear **ship**: a 15% relative lift in opens on a base of about 20% is found nearly always at 20,000 users.
 
 Each user sees the title 1–6 times (``title_impression``). With probability ``CONTROL_OPEN_RATE × propensity ×
 (1 + OPEN_LIFT[variant])`` the user opens the article at one of those impressions (``title_click``) and may open it
@@ -18,14 +19,23 @@ import random
 from datetime import timedelta
 from typing import Any, ClassVar
 
-from devstack.simulate.scenario import Action, Scenario, TrueEffect, UserProfile, chance, pick
+from devstack.simulate.scenario import (
+    Action,
+    ExpectedVerdict,
+    Scenario,
+    TrueEffect,
+    UserProfile,
+    VerdictCause,
+    chance,
+    pick,
+)
 
 CONTROL = "control_title"
 TREATMENT = "question_title"
 TITLES = {CONTROL: "Ten ways to spend less on your commute", TREATMENT: "Are you overpaying for your commute?"}
 
-CONTROL_OPEN_RATE = 0.20
-OPEN_LIFT = {CONTROL: 0.0, TREATMENT: 0.10}
+CONTROL_OPEN_RATE = 0.22
+OPEN_LIFT = {CONTROL: 0.0, TREATMENT: 0.15}
 READ_MINUTES = 3.0
 READ_LENGTH_LIFT = {CONTROL: 0.0, TREATMENT: -0.06}
 REPEAT_OPEN_RATE = 0.25
@@ -49,6 +59,9 @@ class ContentScenario(Scenario):
         TrueEffect("conversion", TREATMENT, OPEN_LIFT[TREATMENT]),
         TrueEffect("ctr", TREATMENT, OPEN_LIFT[TREATMENT]),
         TrueEffect("time_spent", TREATMENT, (1 + OPEN_LIFT[TREATMENT]) * (1 + READ_LENGTH_LIFT[TREATMENT]) - 1),
+    )
+    expected_verdicts: ClassVar[tuple[ExpectedVerdict, ...]] = (
+        ExpectedVerdict(TREATMENT, VerdictCause.GOAL_BETTER, "conversion", power=0.99),
     )
 
     def definition(self, key: str) -> dict[str, Any]:

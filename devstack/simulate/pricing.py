@@ -1,7 +1,11 @@
-"""Pricing: three prices for a meal-kit box. The cheaper box sells more and earns less; the dearer one earns more
-per user, but its buyers ask for refunds more often.
+"""Pricing: three prices for a meal-kit box, shown to subscribers choosing this week's box. The cheaper box sells
+more and earns less; the dearer one earns more per user, but its buyers ask for refunds far more often.
 
-Each user has a spend propensity s: high for the 10% of regulars, low for the rest. Before the test, on each of the
+The intended calls: **roll back** both. At 59 it is a trade-off blocked by the guardrail: revenue per user is up
+about 14%, but the refund rate is up about 42%, far beyond its 5% margin, and a harmed guardrail rolls back
+whatever the goal says. At 39 it is a plain loss: revenue per user is down about 11%.
+
+Each user has a spend propensity s: high for the 40% of regulars, low for the rest. Before the test, on each of the
 ``HISTORY_DAYS`` days, the user ordered with probability ``HISTORY_DAILY_ORDER_RATE × s`` at the control price:
 that pre-period spend is CUPED's covariate, correlated with spend in the test through s. In the test the user
 buys with probability ``CONTROL_PURCHASE_RATE × s × (1 + DEMAND_LIFT[variant])``, places one more order with
@@ -21,14 +25,23 @@ import random
 from datetime import timedelta
 from typing import Any, ClassVar
 
-from devstack.simulate.scenario import Action, Scenario, TrueEffect, UserProfile, chance, pick
+from devstack.simulate.scenario import (
+    Action,
+    ExpectedVerdict,
+    Scenario,
+    TrueEffect,
+    UserProfile,
+    VerdictCause,
+    chance,
+    pick,
+)
 
 CONTROL = "price_49"
 PRICES = {CONTROL: 49.0, "price_39": 39.0, "price_59": 59.0}
-DEMAND_LIFT = {CONTROL: 0.0, "price_39": 0.15, "price_59": -0.12}
-REFUND_LIFT = {CONTROL: 0.0, "price_39": -0.15, "price_59": 0.25}
+DEMAND_LIFT = {CONTROL: 0.0, "price_39": 0.12, "price_59": -0.05}
+REFUND_LIFT = {CONTROL: 0.0, "price_39": -0.10, "price_59": 0.50}
 
-CONTROL_PURCHASE_RATE = 0.12
+CONTROL_PURCHASE_RATE = 0.35
 REPEAT_ORDER_RATE = 0.25
 BOXES_PER_ORDER = (("1", 0.6), ("2", 0.3), ("3", 0.1))
 REFUND_RATE = 0.15
@@ -37,14 +50,14 @@ REFUND_RATE = 0.15
 HISTORY_DAYS = (1, 2)
 """Days before the test with simulated orders: the collector takes events up to 3 days old, and CUPED reads the
 whole UTC days before the day of the first exposure."""
-HISTORY_DAILY_ORDER_RATE = 0.12
-REGULAR_SHARE = 0.10
+HISTORY_DAILY_ORDER_RATE = 0.4
+REGULAR_SHARE = 0.40
 """Regulars order most days; the others now and then. Spend is then far more predictable from the pre-period
 than under one smooth propensity: the squared correlation of pre-period and in-test revenue, the share of
-variance CUPED can remove, is about 0.20 (0.02 with a log-normal propensity of σ = 1; 40,000 simulated users)."""
-REGULAR_PROPENSITY = (5.5, 7.0)
-"""Uniform; the top keeps every probability below 1: 0.12 × 7 × 1.15 < 1."""
-OCCASIONAL_PROPENSITY = (0.1, 0.6)
+variance CUPED can remove, is about 0.23 (40,000 simulated users)."""
+REGULAR_PROPENSITY = (2.0, 2.4)
+"""Uniform; the top keeps every probability below 1: 0.35 × 2.4 × 1.12 < 1 and 0.4 × 2.4 < 1."""
+OCCASIONAL_PROPENSITY = (0.05, 0.4)
 
 
 def _relative(variant: str) -> float:
@@ -65,6 +78,10 @@ class PricingScenario(Scenario):
             TrueEffect("average_order_value", variant, _relative(variant) - 1),
             TrueEffect("refund_rate", variant, (1 + DEMAND_LIFT[variant]) * (1 + REFUND_LIFT[variant]) - 1),
         )
+    )
+    expected_verdicts: ClassVar[tuple[ExpectedVerdict, ...]] = (
+        ExpectedVerdict("price_39", VerdictCause.GOAL_WORSE, "revenue_per_user", power=0.98),
+        ExpectedVerdict("price_59", VerdictCause.GUARDRAIL_HARMED, "refund_rate", power=0.98),
     )
 
     def definition(self, key: str) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """What a simulation prints at the end. Every number comes from the analyzer's answers (the CLI's own results
 tables), except the simulated truth, which is set against the analyzer's intervals: covering it is what a correct
-pipeline and a correct statistics engine should do about 95% of the time."""
+pipeline and a correct statistics engine should do about 95% of the time, and the call each scenario is built to
+get, set against the analyzer's call."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from devstack.simulate.scenario import Scenario, TrueEffect
+from devstack.simulate.scenario import DEFAULT_USERS, ExpectedVerdict, Scenario, TrueEffect, VerdictCause
 from splitstream.cli.render import results_view
 from splitstream.experiment import HOLDOUT_ARM
 
@@ -86,6 +87,58 @@ def coverage_line(readings: Iterable[TruthReading], alpha: float) -> str:
             f"(about {1 - alpha:.0%} expected by chance; many misses would point to a bug)")
 
 
+@dataclass(frozen=True, slots=True)
+class VerdictCheck:
+    """A scenario's intended call for one treatment next to the analyzer's; ``call`` is None when the analyzer made
+    none (no decision listed for the variant)."""
+
+    intended: ExpectedVerdict
+    call: str | None
+    reasons: tuple[str, ...]
+
+    @property
+    def matches(self) -> bool:
+        """The same verdict, and for a guardrail-blocked trade-off a reason that names the guardrail."""
+        if self.call != self.intended.verdict:
+            return False
+        return self.intended.cause is not VerdictCause.GUARDRAIL_HARMED or any(
+            reason.startswith(f"guardrail {self.intended.metric}:") for reason in self.reasons)
+
+
+def verdict_checks(results: Mapping[str, Any], intended: Iterable[ExpectedVerdict]) -> list[VerdictCheck]:
+    decisions = {decision["variant"]: decision for decision in results.get("decisions", [])}
+    checks = []
+    for expected in intended:
+        decision = decisions.get(expected.variant, {})
+        checks.append(VerdictCheck(expected, decision.get("verdict"), tuple(map(str, decision.get("reasons", [])))))
+    return checks
+
+
+def _cause(intended: ExpectedVerdict, equivalence_margin: float | None) -> str:
+    metric = intended.metric
+    if intended.cause is VerdictCause.GOAL_BETTER:
+        return f"{metric} significantly better, no guardrail harmed"
+    if intended.cause is VerdictCause.GOAL_WORSE:
+        return f"{metric} significantly worse"
+    if intended.cause is VerdictCause.GUARDRAIL_HARMED:
+        return f"goal better, but guardrail {metric} harmed beyond its margin"
+    margin = "its margin" if equivalence_margin is None else f"±{equivalence_margin:.0%}"
+    return f"{metric} equivalent within {margin}"
+
+
+def verdict_table(checks: Iterable[VerdictCheck], equivalence_margin: float | None) -> Table:
+    table = Table(title="Intended calls against the analyzer's", title_justify="left")
+    for column in ("variant", "intended call", "because", f"power at {DEFAULT_USERS:,} users", "analyzer's call",
+                   "as intended"):
+        table.add_column(column, justify="right" if column.startswith("power") else "left")
+    for check in checks:
+        intended = check.intended
+        table.add_row(intended.variant, intended.verdict.replace("_", " "), _cause(intended, equivalence_margin),
+                      f"≥ {intended.power:.0%}", "none" if check.call is None else check.call.replace("_", " "),
+                      Text("yes", style="green") if check.matches else Text("NO", style="bold red"))
+    return table
+
+
 def segment_table(segmented: Mapping[str, Any], metric: str) -> Table:
     """The metric's lift per segment value and treatment, p-values adjusted across the whole table."""
     table = Table(title=f"{metric} by {segmented['dimension']}", title_justify="left")
@@ -112,13 +165,15 @@ def print_readout(
     console: Console, scenario: Scenario, definition: Mapping[str, Any], results: Mapping[str, Any],
     segmented: Iterable[Mapping[str, Any]], reasons: Counter[str],
 ) -> list[TruthReading]:
-    """The analyzer's readout (a table per metric and the calls), the goal metric by segment, who was assigned
-    why, and the simulated truth; returns the truth readings."""
+    """The analyzer's readout (a table per metric and the calls), the intended calls against the analyzer's, the
+    goal metric by segment, who was assigned why, and the simulated truth; returns the truth readings."""
     metrics = definition.get("metrics", [])
     higher_is_better = {metric["key"]: bool(metric.get("higher_is_better", True)) for metric in metrics}
     goal = next((metric["key"] for metric in metrics if metric.get("role") == "goal"), scenario.tally_metric)
     console.print(f"\n[bold]{scenario.name}[/bold]: {scenario.summary}", highlight=False)
     console.print(results_view(dict(results), higher_is_better))
+    margin = definition.get("analysis", {}).get("equivalence_margin")
+    console.print(verdict_table(verdict_checks(results, scenario.expected_verdicts), margin))
     for table in segmented:
         console.print(segment_table(table, goal))
     console.print("Assignment reasons: " + ", ".join(f"{reason} {count}" for reason, count in reasons.most_common()),

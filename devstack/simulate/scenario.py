@@ -20,6 +20,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
+from enum import StrEnum
 from typing import Any, ClassVar
 
 AttributeValue = str | bool
@@ -35,6 +36,9 @@ class Action:
     offset: timedelta = timedelta(0)
 
 
+DEFAULT_USERS = 20_000
+"""Users a simulation runs with unless told otherwise: the number each scenario's intended calls are powered for."""
+
 POOLED_ARM = "(all variants)"
 """The analyzer's name for every variant pooled, in its comparison with the holdout arm."""
 
@@ -49,6 +53,45 @@ class TrueEffect:
     variant: str
     lift: float
     baseline: str = "control"
+
+
+class VerdictCause(StrEnum):
+    """Which reading makes the analyzer's call (services/analyzer/stats/decision.py, rules 3 to 5)."""
+
+    GOAL_BETTER = "goal_better"
+    """The goal is significantly better and no guardrail is harmed: ship."""
+    GOAL_WORSE = "goal_worse"
+    """The goal is significantly worse: roll back."""
+    GUARDRAIL_HARMED = "guardrail_harmed"
+    """A trade-off: the goal is significantly better, but a guardrail is harmed beyond its margin, which rolls
+    back whatever the goal says."""
+    GOAL_EQUIVALENT = "goal_equivalent"
+    """The goal's difference is not significant and its TOST interval lies within the equivalence margin."""
+
+
+VERDICT_OF_CAUSE = {
+    VerdictCause.GOAL_BETTER: "ship",
+    VerdictCause.GOAL_WORSE: "roll_back",
+    VerdictCause.GUARDRAIL_HARMED: "roll_back",
+    VerdictCause.GOAL_EQUIVALENT: "proved_neutral",
+}
+"""The analyzer's verdict (its wire name) for each cause."""
+
+
+@dataclass(frozen=True, slots=True)
+class ExpectedVerdict:
+    """The call a scenario is built to get for ``variant``, why (``cause``, on ``metric``: the goal, or the harmed
+    guardrail), and the chance ``power`` of getting it at the default number of users (the unit tests compute
+    that chance from the scenario's own model and the analyzer's tests)."""
+
+    variant: str
+    cause: VerdictCause
+    metric: str
+    power: float
+
+    @property
+    def verdict(self) -> str:
+        return VERDICT_OF_CAUSE[self.cause]
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +130,8 @@ class Scenario(ABC):
     """When set, the run creates an attached holdout of this share and the definition names it."""
     segments: ClassVar[tuple[str, ...]] = ()
     true_effects: ClassVar[tuple[TrueEffect, ...]]
+    expected_verdicts: ClassVar[tuple[ExpectedVerdict, ...]]
+    """One intended call per treatment."""
 
     @abstractmethod
     def definition(self, key: str) -> dict[str, Any]:

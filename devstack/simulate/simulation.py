@@ -25,14 +25,21 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from devstack.simulate.readout import TruthReading, print_readout
-from devstack.simulate.scenario import Scenario, SimulatedUser, holdout_key, response, simulated_user
+from devstack.simulate.scenario import (
+    DEFAULT_USERS,
+    Scenario,
+    SimulatedUser,
+    holdout_key,
+    response,
+    simulated_user,
+)
 from devstack.simulate.traffic import Assignment, Endpoints, Expected, Traffic, event_records
 from splitstream.experiment import HOLDOUT_ARM
 
 
 @dataclass(frozen=True, slots=True)
 class SimulationPlan:
-    users: int = 20_000
+    users: int = DEFAULT_USERS
     seed: int = 7
     waves: int = 5
     # httpx's connection pool slows down past ~16 concurrent requests (measured for the first demo: 48 gave

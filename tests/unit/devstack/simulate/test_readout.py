@@ -9,8 +9,8 @@ from typing import Any
 from rich.console import Console
 
 from devstack.simulate.campaign import CampaignScenario
-from devstack.simulate.readout import coverage_line, print_readout, truth_readings
-from devstack.simulate.scenario import POOLED_ARM, TrueEffect
+from devstack.simulate.readout import coverage_line, print_readout, truth_readings, verdict_checks
+from devstack.simulate.scenario import POOLED_ARM, ExpectedVerdict, TrueEffect, VerdictCause
 from splitstream.experiment import HOLDOUT_ARM
 
 
@@ -73,17 +73,40 @@ def test_the_campaign_readout_prints_calls_segments_holdout_and_truth() -> None:
     scenario = CampaignScenario()
     segmented = [{"dimension": "channel", "segments": [{
         "value": "sms", "srm": {"status": "ok"}, "variants": [{"users": 10}, {"users": 11}, {"users": 12}],
-        "metrics": [{"key": "conversion", "comparisons": [_comparison("copy_b", 0.2, -0.1, 0.5),
-                                                          _comparison("copy_c", -0.1, -0.4, 0.2)]}],
+        "metrics": [{"key": "visit", "comparisons": [_comparison("copy_b", 0.2, -0.1, 0.5),
+                                                     _comparison("copy_c", -0.1, -0.4, 0.2)]}],
     }]}]
     results = {**_results(), "holdout": _holdout_table()}
     readings = print_readout(console, scenario, scenario.definition("campaign-1"), results, segmented,
                              Counter({"hashed": 900, "holdout": 100}))
     text = out.getvalue()
-    assert "Call for copy_b: ship" in text and "conversion by channel" in text and "10 / 11 / 12" in text
+    assert "Call for copy_b: ship" in text and "visit by channel" in text and "10 / 11 / 12" in text
+    assert "Intended calls against the analyzer's" in text
+    intended_rows = [line for line in text.splitlines() if "proved neutral" in line]
+    # Both copies are meant to tie; the fixture's analyzer shipped one and kept the other running.
+    assert len(intended_rows) == 2 and all("NO" in row and "visit equivalent within ±10%" in row
+                                           for row in intended_rows)
     assert "Held out: 100 of 1000 users (10.0%; the holdout's share is 10%)" in text
     assert "Simulated truth" in text and "NO" in text  # copy_c's conversion (−5%) lies outside [−2%, +8%]
     assert len(readings) == len(scenario.true_effects)
     pooled = next(r for r in readings if r.truth.variant == POOLED_ARM and r.truth.metric == "conversion")
     assert pooled.effect == 0.4
 
+
+
+def test_a_call_matches_its_intent_by_verdict_and_a_blocked_trade_off_by_the_named_guardrail() -> None:
+    intended = [ExpectedVerdict("price_39", VerdictCause.GOAL_WORSE, "revenue_per_user", 0.9),
+                ExpectedVerdict("price_59", VerdictCause.GUARDRAIL_HARMED, "refund_rate", 0.9),
+                ExpectedVerdict("price_69", VerdictCause.GOAL_BETTER, "revenue_per_user", 0.9)]
+    harm = "guardrail refund_rate: +40.00% [+20.00%, +60.00%] is harmed beyond its 5.00% margin"
+    results = {"decisions": [
+        {"variant": "price_39", "verdict": "roll_back", "reasons": ["goal revenue_per_user: -10% is worse"]},
+        {"variant": "price_59", "verdict": "roll_back", "reasons": [harm]},
+    ]}
+    checks = verdict_checks(results, intended)
+    assert [(check.call, check.matches) for check in checks] == [("roll_back", True), ("roll_back", True),
+                                                                (None, False)]
+    # A roll back for another reason is not the intended trade-off.
+    elsewhere = {"decisions": [{"variant": "price_59", "verdict": "roll_back",
+                                "reasons": ["goal revenue_per_user: -3% is significantly worse"]}]}
+    assert not verdict_checks(elsewhere, intended[1:2])[0].matches

@@ -58,11 +58,13 @@ def test_a_wave_expects_variant_and_holdout_arms_apart_and_sends_everyones_event
     records, expected = wave_events(scenario, 3, users, assignments, "order")
     assert (expected.users, expected.held_out, expected.arms_users) == (2400, 300, 2700)
 
-    def ordering(kind: int) -> set[str]:
+    def acting(kind: int, event: str | None = None) -> set[str]:
+        """Users of ``kind`` (index mod 10) who send anything, or ``event`` when named."""
         return {user.user_id for index, user in enumerate(users) if index % 10 == kind
-                and response(scenario, 3, user, None if kind in (0, 1) else "copy_b")}
+                and any(event in (None, action.name)
+                        for action in response(scenario, 3, user, None if kind in (0, 1) else "copy_b"))}
 
-    treated = set().union(*(ordering(kind) for kind in range(2, 10)))
-    assert ordering(0) and ordering(1), "held-out and untargeted users still shop"
-    assert (expected.tally, expected.held_out_tally) == (len(treated), len(ordering(0)))
-    assert {record["user_id"] for record in records} == treated | ordering(0) | ordering(1)
+    treated = set().union(*(acting(kind, "order") for kind in range(2, 10)))
+    assert acting(0, "order") and acting(1, "order"), "held-out and untargeted users still shop"
+    assert (expected.tally, expected.held_out_tally) == (len(treated), len(acting(0, "order")))
+    assert {record["user_id"] for record in records} == set().union(*(acting(kind) for kind in range(10)))
