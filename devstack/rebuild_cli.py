@@ -6,13 +6,13 @@ import asyncio
 from typing import Annotated
 
 import typer
-from redis.asyncio import Redis
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from services.collector.config import CollectorSettings
 from services.collector.rebuild import Rebuild, RebuildFailed, RebuildRefused, RebuildReport
+from splitstream.redis_client import open_redis
 
 console = Console()
 
@@ -26,7 +26,7 @@ async def _run(settings: CollectorSettings, rebuild_options: dict[str, bool], pr
             tasks.append(progress.add_task("replaying the events topic", total=total))
         progress.update(tasks[0], completed=replayed, total=total)
 
-    redis = Redis.from_url(settings.redis_url)
+    redis = open_redis(settings.redis_url)
     try:
         return await Rebuild(settings, redis, **rebuild_options).run(advance)
     finally:

@@ -24,6 +24,7 @@ from services.analyzer.routes import router
 from services.analyzer.service import ResultsService
 from services.analyzer.timeseries import TimeseriesService
 from splitstream.health import Check, check_redis
+from splitstream.redis_client import open_redis
 from splitstream.registry import ExperimentRegistry
 from splitstream.service_app import build_app
 
@@ -39,7 +40,7 @@ class AnalyzerState(TypedDict):
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[AnalyzerState]:
     settings: AnalyzerSettings = app.state.settings
-    redis = Redis.from_url(settings.redis_url)
+    redis = open_redis(settings.redis_url)
     registry = ExperimentRegistry(redis, settings.redis_keys)
     results = ResultsService(
         registry,

@@ -23,6 +23,7 @@ from services.assignment.service import AssignmentService
 from splitstream.errors import DependencyUnavailable
 from splitstream.eventlog import EventLog, connected
 from splitstream.health import Check, check_redis
+from splitstream.redis_client import open_redis
 from splitstream.service_app import build_app
 
 
@@ -38,7 +39,7 @@ class AssignmentState(TypedDict):
 async def lifespan(app: FastAPI) -> AsyncIterator[AssignmentState]:
     settings: AssignmentSettings = app.state.settings
     keys = settings.redis_keys
-    redis = Redis.from_url(settings.redis_url)
+    redis = open_redis(settings.redis_url)
     try:
         store = DefinitionStore(redis, keys)
         feed = CatalogFeed(store, redis, keys.definitions_changed, resync_seconds=settings.catalog_resync_seconds)

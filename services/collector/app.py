@@ -19,6 +19,7 @@ from services.collector.routes import INGEST_PATH, router
 from services.collector.service import IngestService
 from splitstream.eventlog import EventLog, connected
 from splitstream.health import Check, check_redis
+from splitstream.redis_client import open_redis
 from splitstream.registry import ExperimentRegistry
 from splitstream.service_app import build_app
 
@@ -32,7 +33,7 @@ class CollectorState(TypedDict):
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[CollectorState]:
     settings: CollectorSettings = app.state.settings
-    redis = Redis.from_url(settings.redis_url)
+    redis = open_redis(settings.redis_url)
     event_log = EventLog(settings.kafka_bootstrap_servers, settings.events_topic)
     catalog = VariantCatalog(ExperimentRegistry(redis, settings.redis_keys))
     ingest = IngestService(

@@ -11,11 +11,11 @@ import signal
 from collections.abc import Callable
 
 import structlog
-from redis.asyncio import Redis
 
 from services.collector.aggregator import Aggregator
 from services.collector.config import CollectorSettings
 from services.collector.metrics import serve_metrics
+from splitstream.redis_client import open_redis
 
 log = structlog.get_logger(__name__)
 
@@ -35,7 +35,7 @@ def _serve_metrics(settings: CollectorSettings) -> Callable[[], None] | None:
 
 async def consume(settings: CollectorSettings) -> None:
     stop_metrics = _serve_metrics(settings)
-    redis = Redis.from_url(settings.redis_url)
+    redis = open_redis(settings.redis_url)
     aggregator = Aggregator(settings, redis)
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
