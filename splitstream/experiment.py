@@ -353,6 +353,9 @@ class Experiment(ExperimentSpec):
     phase_started_at: datetime | None = None
     """When the current phase began (None in phase 1: ``started_at``); the analysis counts days from it."""
     shipped_variant: Key | None = None
+    ended_at: datetime | None = None
+    """When it was first stopped or shipped: exposures and events from then on are not counted, so the readout of a
+    finished experiment stays as it was (clients with a stale definition may go on sending them)."""
     layer_ranges: list[BucketRange] = Field(default_factory=list)
     """The buckets of the layer this experiment owns (allocated by the assignment service)."""
 

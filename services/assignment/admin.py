@@ -118,6 +118,8 @@ class Administration:
                 changes["shipped_variant"] = variant
             if action is Action.START and current.started_at is None:
                 changes["started_at"] = self._clock()
+            if action in (Action.STOP, Action.SHIP) and current.ended_at is None:
+                changes["ended_at"] = self._clock()
             moved = current.model_copy(update=changes)
             return await self._commit(current, moved, action, caller)
 

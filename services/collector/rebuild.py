@@ -38,7 +38,8 @@ Not reproduced: redeliveries the live consumer skipped (``stats:duplicates`` cou
 and anything that depended on the wall clock of the live fold: a pending list or dedup mark that had expired when
 a later record came (a duplicate more than ``dedup_ttl_seconds`` after the first is counted once here, twice live),
 and which values filled a segment dimension's first ``max_segment_values`` across partitions. TTLs restart at
-the rebuild.
+the rebuild. The replay knows when each finished experiment ended (``ended_at``), which the live fold did not before
+the end: an event dated after the end (a client clock ahead) that arrived before it was counted live, not here.
 """
 
 from __future__ import annotations

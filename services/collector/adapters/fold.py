@@ -31,8 +31,8 @@ FOLD_SCRIPT: Final = "\n".join(
 
 STATS_COUNTERS: Final = ("applied", "duplicates", "orphan_exposures", "overflow", "poison")
 """Counters kept at ``{p}:stats:{counter}``: events applied (first deliveries, orphans included), redelivered
-events skipped, exposures to unknown experiments or variants, metric updates skipped because a float sum would
-overflow, and records that could not be decoded."""
+events skipped, exposures to unknown experiments or variants or dated after the experiment ended, metric updates
+skipped because a float sum would overflow, and records that could not be decoded."""
 
 
 async def read_stats(redis: Redis, keys: RedisKeys) -> dict[str, int]:

@@ -31,7 +31,7 @@ async def test_create_stores_a_draft_salted_by_its_key(client: httpx.AsyncClient
         "key", "name", "hypothesis", "kind", "variants", "coverage", "unit", "targeting", "layer", "holdouts",
         "forced", "ramp", "metrics", "analysis", "segments", "status", "salt", "hash_version", "phase", "version",
         "created_at",
-        "updated_at", "started_at", "phase_started_at", "shipped_variant", "layer_ranges",
+        "updated_at", "started_at", "phase_started_at", "shipped_variant", "ended_at", "layer_ranges",
     }
     assert created["key"] == key
     assert (created["version"], created["phase"], created["hash_version"], created["kind"]) == (1, 1, 1, "content")
@@ -192,11 +192,19 @@ async def test_lifecycle_runs_draft_to_running_to_stopped_once(client: httpx.Asy
     assert stopped.json()["started_at"] == started.json()["started_at"]
     assert (await client.post(f"/v1/experiments/{key}/stop", headers=auth("admin"))).json() == stopped.json()
 
+    assert started.json()["ended_at"] is None
+    ended_at = datetime.fromisoformat(stopped.json()["ended_at"])
+    assert started_at <= ended_at and abs(ended_at - datetime.now(UTC)) < timedelta(seconds=30)
+
     restart = await client.post(f"/v1/experiments/{key}/start", headers=auth("admin"))
     assert restart.status_code == 409
     assert _fields(restart) == ["status"]
     stored = await client.get(f"/v1/experiments/{key}", headers=auth("read"))
     assert stored.json()["status"] == "stopped"
+    # Shipping after the stop keeps the end the statistics froze at.
+    shipped = await client.post(f"/v1/experiments/{key}/ship", json={"variant": "control"}, headers=auth("admin"))
+    assert shipped.status_code == 200, shipped.text
+    assert (shipped.json()["status"], shipped.json()["ended_at"]) == ("shipped", stopped.json()["ended_at"])
 
 
 async def test_every_change_is_a_version_with_an_audit_entry(client: httpx.AsyncClient, unique: str) -> None:

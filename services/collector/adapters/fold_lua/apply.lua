@@ -20,8 +20,9 @@ end
 
 local function apply_exposure(user, experiment, variant, ts, arrived, attributes_json)
   local variants = variants_of(experiment)
-  if not variants or not variants[variant] then
-    orphans = orphans + 1
+  local ended_at = ended_at_of(experiment)
+  if not variants or not variants[variant] or (ended_at and tonumber(ts) >= ended_at) then
+    orphans = orphans + 1 -- no such experiment or variant, or an exposure after the experiment ended
     return
   end
   local user_hash = user_key(experiment, user)

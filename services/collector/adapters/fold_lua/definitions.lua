@@ -71,3 +71,33 @@ local function dimensions_of(experiment)
   end
   return cached
 end
+
+-- Epoch milliseconds of a UTC time as pydantic writes it ("2026-11-23T18:20:01.123456Z"), else nil. Days from the
+-- civil date by H. Hinnant's algorithm (proleptic Gregorian calendar, March-based years).
+local function epoch_ms(text)
+  if type(text) ~= 'string' then return nil end
+  local y, m, d, hour, minute, second, fraction, zone =
+    string.match(text, '^(%d%d%d%d)-(%d%d)-(%d%d)T(%d%d):(%d%d):(%d%d)(%.?%d*)(.*)$')
+  if not y or (zone ~= 'Z' and zone ~= '+00:00') then return nil end
+  y, m = tonumber(y), tonumber(m)
+  if m <= 2 then y = y - 1 end
+  local era = math.floor(y / 400)
+  local year_of_era = y - era * 400
+  local day_of_year = math.floor((153 * ((m + 9) % 12) + 2) / 5) + tonumber(d) - 1
+  local day_of_era = year_of_era * 365 + math.floor(year_of_era / 4) - math.floor(year_of_era / 100) + day_of_year
+  local days = era * 146097 + day_of_era - 719468
+  local ms = math.floor((tonumber('0' .. fraction) or 0) * 1000)
+  return ((days * 24 + tonumber(hour)) * 60 + tonumber(minute)) * 60000 + tonumber(second) * 1000 + ms
+end
+
+-- When the experiment ended (stopped or shipped), epoch ms, or false while it runs: nothing from then on counts.
+local end_times = {}
+local function ended_at_of(experiment)
+  local cached = end_times[experiment]
+  if cached == nil then
+    local definition = definition_of(experiment)
+    cached = definition and epoch_ms(definition.ended_at) or false
+    end_times[experiment] = cached
+  end
+  return cached
+end

@@ -51,9 +51,11 @@ end
 local caps_of = metric_numbers('cap')
 local window_hours_of = metric_numbers('conversion_window_hours')
 
--- Whether an event at happened_at falls in the metric's attribution window of an exposure at exposed_at.
+-- Whether an event at happened_at falls in the metric's attribution window of an exposure at exposed_at, before the
+-- experiment ended.
 local function attributed(experiment, metric, exposed_at, happened_at)
-  if happened_at < exposed_at then
+  local ended_at = ended_at_of(experiment)
+  if happened_at < exposed_at or (ended_at and happened_at >= ended_at) then
     return false
   end
   local hours = window_hours_of(experiment)[metric]
