@@ -11,7 +11,8 @@ local function replay_pending(experiment, user, user_hash, variant, exposed_at, 
     if name and happened_at and (tonumber(arrived) or happened_at) >= earliest_arrival then
       for _, target in ipairs(metrics_fed_by(name)) do
         if target.experiment == experiment and attributed(experiment, target.metric, exposed_at, happened_at) then
-          fold(experiment, user_hash, variant, target.metric, target.role, value)
+          local stored = redis.call('HMGET', user_hash, user_fields(target.metric, target.role))
+          fold(experiment, user_hash, variant, target.metric, target.role, value, stored[1], stored[2])
         end
       end
     end
@@ -51,11 +52,12 @@ local function apply_track_event(user, name, value, ts, arrived)
   local waiting = false
   for _, target in ipairs(targets) do
     local user_hash = user_key(target.experiment, user)
-    local exposure = redis.call('HMGET', user_hash, 'variant', 'ts')
-    if not (exposure[1] and exposure[2]) then
+    -- The exposure and the user's numbers the update needs, in one round trip.
+    local row = redis.call('HMGET', user_hash, 'variant', 'ts', user_fields(target.metric, target.role))
+    if not (row[1] and row[2]) then
       waiting = true
-    elseif attributed(target.experiment, target.metric, tonumber(exposure[2]), happened_at) then
-      fold(target.experiment, user_hash, exposure[1], target.metric, target.role, value)
+    elseif attributed(target.experiment, target.metric, tonumber(row[2]), happened_at) then
+      fold(target.experiment, user_hash, row[1], target.metric, target.role, value, row[3], row[4])
     end
   end
   if waiting then

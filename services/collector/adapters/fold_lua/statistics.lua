@@ -42,27 +42,20 @@ local function add_to_stats(experiment, user_hash, variant, increments)
   return true
 end
 
-local function user_number(user_hash, field)
-  return tonumber(redis.call('HGET', user_hash, field) or '0')
-end
-
 -- Adds one event to one exposed user's y (binomial, mean) or ratio numerator m. Binomial: y = 1 once the user
 -- converts (at most once). Mean and ratio: the user's raw running total T is kept in the user hash and y = T, or,
 -- with a mean metric's cap c, the winsorized y = min(T, c) (from above only: negative totals stay). On
 -- T_old -> T_new, Σy gains y(T_new) − y(T_old) and Σy² gains y(T_new)² − y(T_old)², so both stay sums over users
 -- of their (capped) totals; Σx·y gains x·Δy and a ratio's Σm·d gains Δm·d.
-local function fold_value(experiment, user_hash, variant, metric, metric_type, value)
+local function fold_value(experiment, user_hash, variant, metric, metric_type, value, own, other_raw)
   local total_field = 'm:' .. metric
-  -- The other per-user number this update needs: a ratio's denominator, else the CUPED covariate (one round trip).
-  local other_field = (metric_type == 'ratio' and 'd:' or 'x:') .. metric
-  local stored = redis.call('HMGET', user_hash, total_field, other_field)
-  local other = tonumber(stored[2] or '0')
+  local other = tonumber(other_raw or '0')
   local old, new, y_old, y_new
   if metric_type == 'binomial' then
-    if stored[1] then return end
+    if own then return end
     old, new, y_old, y_new = 0, 1, 0, 1
   else
-    old = tonumber(stored[1] or '0')
+    old = tonumber(own or '0')
     new = old + event_value(value)
     y_old, y_new = old, new
     local cap = metric_type == 'mean' and caps_of(experiment)[metric]
@@ -81,26 +74,34 @@ local function fold_value(experiment, user_hash, variant, metric, metric_type, v
 end
 
 -- Adds one event to one exposed user's ratio denominator d: 1 (count), or the event's value (sum).
-local function fold_denominator(experiment, user_hash, variant, metric, aggregate, value)
+local function fold_denominator(experiment, user_hash, variant, metric, aggregate, value, own, numerator)
   local step = 1
   if aggregate == 'sum' then step = event_value(value) end
   local total_field = 'd:' .. metric
-  local old = user_number(user_hash, total_field)
+  local old = tonumber(own or '0')
   local new = old + step
   local increments = {
     {metric .. ':dsum', step}, {metric .. ':dsumsq', new * new - old * old},
-    {metric .. ':md', user_number(user_hash, 'm:' .. metric) * step},
+    {metric .. ':md', tonumber(numerator or '0') * step},
   }
   if finite(new) and add_to_stats(experiment, user_hash, variant, increments) then
     redis.call('HSET', user_hash, total_field, new)
   end
 end
 
-local function fold(experiment, user_hash, variant, metric, role, value)
+-- The user-hash fields an event of ``role`` moving ``metric`` reads: the part it moves, then the other number the
+-- update multiplies by (a ratio's other part, else the CUPED covariate). Callers read them with the exposure.
+local function user_fields(metric, role)
+  if string.sub(role, 1, 12) == 'denominator-' then return 'd:' .. metric, 'm:' .. metric end
+  return 'm:' .. metric, (role == 'ratio' and 'd:' or 'x:') .. metric
+end
+
+-- Adds one event to one exposed user's metric; ``own`` and ``other`` are the stored values of ``user_fields``.
+local function fold(experiment, user_hash, variant, metric, role, value, own, other)
   local aggregate = string.match(role, '^denominator%-(%a+)$')
   if aggregate then
-    fold_denominator(experiment, user_hash, variant, metric, aggregate, value)
+    fold_denominator(experiment, user_hash, variant, metric, aggregate, value, own, other)
   elseif role == 'binomial' or role == 'mean' or role == 'ratio' then
-    fold_value(experiment, user_hash, variant, metric, role, value)
+    fold_value(experiment, user_hash, variant, metric, role, value, own, other)
   end
 end
