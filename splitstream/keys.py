@@ -28,15 +28,17 @@ a new phase starts its analysis from zero while the earlier phases' statistics s
 - ``{p}:exp:{scope}:seg:{dim}:{value}:v:{variant}``  the variant's statistics among that segment's users
 - ``{p}:exp:{scope}:snapshots``       list of the analyzer's snapshots of every variant's statistics, oldest first
                                       (JSON: ``at`` and each variant's hash), for cumulative charts
-- ``{p}:user:{user}:pending``         recent events of the user, replayed when a later exposure arrives
-- ``{p}:user:{user}:days``            the user's daily totals of events feeding binomial or mean metrics (CUPED):
-                                      ``{event}|{day}`` = ``{Σ values},{count}`` (a value of 1 for an event
-                                      without one), ``day``
-                                      = days since 1970-01-01 UTC; fields older than ``MAX_CUPED_LOOKBACK_DAYS``
-                                      are pruned
-- ``{p}:user:{user}:seen``            the user's applied events (event id → hour of arrival, hours since the
-                                      epoch), so a redelivered or resent event is not counted twice; each mark is
-                                      kept at least ``dedup_ttl`` seconds
+- ``{p}:user:{{user}}``               hash of the user's state shared by every experiment (the braces are a Redis
+                                      Cluster hash tag: all of one user's keys share a slot):
+                                      - dedup marks: ``dedup_mark(event id)`` (8 bytes) → hour of arrival (hours
+                                        since the epoch), so a redelivered or resent event is not counted twice;
+                                        each mark is kept at least ``dedup_ttl`` seconds;
+                                      - daily totals of events feeding binomial or mean metrics (CUPED):
+                                        ``{event}|{day}`` = ``{Σ values},{count}`` (a value of 1 for an event
+                                        without one; ``day`` = days since 1970-01-01 UTC), kept
+                                        ``MAX_CUPED_LOOKBACK_DAYS``; a value with a comma is a daily total, a plain
+                                        number a mark
+- ``{p}:user:{{user}}:pending``       recent events of the user, replayed when a later exposure arrives
 - ``{p}:stats:{counter}``             the consumer's counters: applied, duplicates, orphan_exposures, poison, ...
 - ``{p}:exp:{key}:history``           list of the experiment's audit entries (JSON), one per version, oldest first
 - ``{p}:layers`` / ``{p}:holdouts``   hashes of layer / holdout definitions (JSON) by key
@@ -48,9 +50,11 @@ a new phase starts its analysis from zero while the earlier phases' statistics s
 from __future__ import annotations
 
 from dataclasses import dataclass
+from hashlib import blake2b
 
 DEFAULT_EVENTS_TOPIC = "splitstream.events"
 METRIC_INDEX_SEPARATOR = "|"
+DEDUP_MARK_BYTES = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,15 +89,12 @@ class RedisKeys:
     def snapshots(self, scope: str) -> str:
         return f"{self.prefix}:exp:{scope}:snapshots"
 
+    def user_state(self, user_id: str) -> str:
+        """The user's dedup marks and daily totals (one hash)."""
+        return f"{self.prefix}:user:{{{user_id}}}"
+
     def pending(self, user_id: str) -> str:
-        return f"{self.prefix}:user:{user_id}:pending"
-
-    def daily_totals(self, user_id: str) -> str:
-        return f"{self.prefix}:user:{user_id}:days"
-
-    def seen(self, user_id: str) -> str:
-        """The user's dedup marks (a hash keyed by event id)."""
-        return f"{self.prefix}:user:{user_id}:seen"
+        return f"{self.user_state(user_id)}:pending"
 
     def stats(self, counter: str) -> str:
         return f"{self.prefix}:stats:{counter}"
@@ -132,6 +133,12 @@ def stats_scope(experiment: str, phase: int) -> str:
 def metric_index_entry(experiment: str, metric: str, role: str) -> str:
     """``role``: how the event moves the metric (``Metric.feeds``): its type, or a ratio's denominator part."""
     return METRIC_INDEX_SEPARATOR.join((experiment, metric, role))
+
+
+def dedup_mark(event_id: str) -> bytes:
+    """The field that marks an applied event in its user's state: 64 bits of BLAKE2b of the event id. A user keeps
+    a few thousand marks at most, so two ids share a mark with odds near 2^-64 per pair."""
+    return blake2b(event_id.encode(), digest_size=DEDUP_MARK_BYTES).digest()
 
 
 def sum_field(metric: str) -> str:

@@ -85,7 +85,7 @@ async def measure(stack: DevStack, run: str, experiments: list[str]) -> Measurem
         async with asyncio.timeout(DRAIN_TIMEOUT_SECONDS):
             await consumer.wait_for(start + 2 * workload.events)
         # The memory figure below is then taken on a keyspace as small as before the run.
-        for pattern in (stack.keys.seen(f"{id_prefix(run)}*"), stack.keys.pending(f"{id_prefix(run)}*")):
+        for pattern in (stack.keys.user_state(f"{id_prefix(run)}*"), stack.keys.pending(f"{id_prefix(run)}*")):
             await delete_matching(redis, pattern)
 
         experiments.append(f"bench-agg-{run}")
@@ -112,11 +112,11 @@ async def clean_up(stack: DevStack, run: str, experiments: list[str]) -> None:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(30):
                 await ConsumerProgress(redis, stack.keys).settle()
-        patterns = [stack.keys.seen(f"{run}-*"), stack.keys.pending(f"{run}-*")]
+        patterns = [stack.keys.user_state(f"{run}-*"), stack.keys.pending(f"{run}-*")]
         # The analyzer reads only the variants' sums, so the stopped experiments' results stay readable.
         patterns.extend(stack.keys.exposed_user(key, "*") for key in experiments)
         deleted = sum([await delete_matching(redis, pattern) for pattern in patterns])
-        say(f"stopped {', '.join(experiments) or 'no experiment'}; deleted the run's {deleted:,} dedup marks, "
+        say(f"stopped {', '.join(experiments) or 'no experiment'}; deleted the run's {deleted:,} user states, "
             "pending lists and user hashes")
     finally:
         await redis.aclose()

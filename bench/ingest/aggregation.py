@@ -6,8 +6,9 @@ benchmark polls its ``{p}:stats:*`` counters. The producer shares the machine's 
 publishes, so the consumer's own rate is read after the last acknowledgement, while it drains the backlog alone.
 
 Memory is INFO ``used_memory`` after the fold minus before it, over USERS × METRICS; ``MEMORY USAGE`` of a sample
-of users' keys splits it into the user hashes (what the analysis needs), the dedup marks (``seen``, a hash per
-user, each mark kept 7 days) and the pending lists (each user's recent events, kept for late exposures).
+of users' keys splits it into the user hashes (per experiment: what the analysis needs), the user states (a hash
+per user of dedup marks, each kept 7 days, and daily totals for CUPED) and the pending lists (each user's recent
+events, kept for late exposures).
 """
 
 from __future__ import annotations
@@ -153,12 +154,11 @@ async def _publish(stack: DevStack, events: list[Exposure | TrackEvent]) -> None
 async def _sampled_bytes(stack: DevStack, redis: Redis, experiment: str, run: str) -> dict[str, float]:
     keys = stack.keys
     users = [user_id(run, index) for index in range(0, USERS, max(1, USERS // MEMORY_SAMPLE_USERS))]
-    kinds: dict[str, list[str]] = {"user hashes": [], "dedup marks": [], "pending lists": [], "daily totals": []}
+    kinds: dict[str, list[str]] = {"user hashes": [], "user states": [], "pending lists": []}
     for user in users:
         kinds["user hashes"].append(keys.exposed_user(experiment, user))
+        kinds["user states"].append(keys.user_state(user))
         kinds["pending lists"].append(keys.pending(user))
-        kinds["dedup marks"].append(keys.seen(user))
-        kinds["daily totals"].append(keys.daily_totals(user))
     async with redis.pipeline(transaction=False) as pipe:
         for names in kinds.values():
             for name in names:

@@ -65,6 +65,13 @@ async def _requests_per_second(binary: str, redis_url: str, options: list[str], 
     return float(rows[-1]["rps"])
 
 
+def _templated_fields(event: Exposure | TrackEvent) -> list[str]:
+    """The event's script fields with its id itself as the dedup mark (8 bytes of a hash in the consumer), so that
+    redis-benchmark's ``__rand_int__`` in it gives every call fresh marks."""
+    kind, _mark, *rest = script_fields(event)
+    return [kind, event.event_id, *rest]
+
+
 def _fold_arguments(prefix: str, experiment: str, run: str) -> list[str]:
     now = datetime.now(UTC)
     fields = script_header(
@@ -75,11 +82,11 @@ def _fold_arguments(prefix: str, experiment: str, run: str) -> list[str]:
         user = f"{prefix}-u{index}"
         exposure = Exposure(type="exposure", event_id="x-__rand_int__", user_id=user, timestamp=now,
                             experiment=experiment, variant=VARIANTS[index % len(VARIANTS)])
-        fields.extend(script_fields(exposure))
+        fields.extend(_templated_fields(exposure))
         for metric in range(METRICS):
             event = TrackEvent(type="event", event_id=f"e{metric}-__rand_int__", user_id=user, timestamp=now,
                                name=metric_event(run, metric), value=MEAN_VALUE if metric % 2 else None)
-            fields.extend(script_fields(event))
+            fields.extend(_templated_fields(event))
     return fields
 
 

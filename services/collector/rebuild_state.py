@@ -3,8 +3,8 @@
 Every key under the prefix is one of three kinds (the layout is splitstream/keys.py):
 
 - *derived*: written only by the fold, from the events topic, so a replay recreates them; the swap replaces them:
-  ``exp:{scope}:v:*``, ``exp:{scope}:u:*``, ``exp:{scope}:seg:*``, ``exp:{scope}:segvals:*``, ``user:*:pending``,
-  ``user:*:days``, ``user:*:seen``, ``stats:*``;
+  ``exp:{scope}:v:*``, ``exp:{scope}:u:*``, ``exp:{scope}:seg:*``, ``exp:{scope}:segvals:*``, ``user:{*}``
+  (dedup marks and daily totals), ``user:{*}:pending``, ``stats:*``;
 - *definitions the fold reads*: ``experiments``, ``exp:{key}``, ``event-metrics:*``; copied into the staging prefix
   so the replay reads what the live fold reads, and never written by the rebuild under the live prefix;
 - everything else, kept as it is: the audit history, layers, holdouts, sticky assignments, the definitions lock,
@@ -40,9 +40,8 @@ DERIVED_FAMILIES: Final[Mapping[str, re.Pattern[str]]] = {
         "exposed users": r"^exp:[^:]+:u:.",
         "segment statistics": r"^exp:[^:]+:seg:.",
         "segment values": r"^exp:[^:]+:segvals:.",
-        "pending events": r"^user:.+:pending$",
-        "daily totals": r"^user:.+:days$",
-        "dedup marks": r"^user:.+:seen$",
+        "pending events": r"^user:\{.*\}:pending$",
+        "user states": r"^user:\{.*\}$",
         "counters": r"^stats:.",
     }.items()
 }

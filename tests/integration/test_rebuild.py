@@ -223,7 +223,7 @@ async def damage(redis: Redis, settings: CollectorSettings, records: list[Event]
     await redis.delete(keys.variant_stats(EXPERIMENT, "control"))
     await redis.hset(keys.exposed_user(EXPERIMENT, exposed.user_id), "variant", "ghost")
     await redis.hset(keys.variant_stats(EXPERIMENT, "ghost"), "users", 99)
-    await redis.set(keys.seen("ghost-event"), "1")
+    await redis.hset(keys.user_state("ghost"), "ghost-event", "1")
     await redis.incrby(keys.stats("applied"), 1000)
 
 

@@ -1,8 +1,8 @@
 """Applies a batch of decoded events to Redis with one call of ``fold.lua``, so a batch lands entirely or not at all.
 
-The script marks every event it applies (in ``{p}:user:{user}:seen``, kept ``dedup_ttl`` seconds) and skips marked
-ones, so applying the same batch twice, as a consumer restarted between apply and offset commit does, changes
-nothing the second time.
+The script marks every event it applies (in the user's state ``{p}:user:{<user>}``, kept ``dedup_ttl`` seconds)
+and skips marked ones, so applying the same batch twice, as a consumer restarted between apply and offset commit
+does, changes nothing the second time.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from redis.asyncio import Redis
 from services.collector.decoding import arrival_ms
 from splitstream.events import Exposure, TrackEvent
 from splitstream.experiment import MAX_CUPED_LOOKBACK_DAYS
-from splitstream.keys import RedisKeys, stats_scope
+from splitstream.keys import RedisKeys, dedup_mark, stats_scope
 
-FOLD_PARTS: Final = ("prelude", "definitions", "targets", "statistics", "covariates", "apply")
+FOLD_PARTS: Final = ("prelude", "definitions", "user_state", "targets", "statistics", "covariates", "apply")
 """The script's parts in ``fold_lua/``, in the order they are joined: each uses only what the ones before define."""
 FOLD_SCRIPT: Final = "\n".join(
     files("services.collector.adapters").joinpath("fold_lua", f"{part}.lua").read_text(encoding="utf-8")
@@ -66,9 +66,10 @@ def script_header(
 
 def script_fields(
     event: Exposure | TrackEvent, arrived_ms: int | None = None
-) -> tuple[str, str, str, str, str, str, str, str]:
+) -> tuple[str, bytes, str, str, str, str, str, str]:
     """The eight ARGV fields ``fold.lua`` reads per event, ``arrived_ms`` its arrival time (epoch milliseconds;
-    by default its ``received_at``, else now); ``repr`` keeps a float's every digit."""
+    by default its ``received_at``, else now); the event id travels as its dedup mark; ``repr`` keeps a float's
+    every digit."""
     if arrived_ms is None:
         arrived_ms = arrival_ms(event, -1, time.time_ns() // 1_000_000)
     attributes = ""
@@ -79,7 +80,8 @@ def script_fields(
     else:
         second, third = event.name, "" if event.value is None else repr(event.value)
     return (
-        event.type, event.event_id, event.user_id, second, third, str(event.timestamp_ms), str(arrived_ms), attributes,
+        event.type, dedup_mark(event.event_id), event.user_id, second, third, str(event.timestamp_ms),
+        str(arrived_ms), attributes,
     )
 
 
@@ -101,7 +103,7 @@ class StatisticsFolder:
     ) -> FoldOutcome:
         """Fold ``events`` (which arrived at ``arrivals_ms``, index for index) in order and count ``poison``
         undecodable records, in one atomic script call."""
-        args = script_header(self._prefix, **self._limits, poison=poison)
+        args: list[str | bytes] = [*script_header(self._prefix, **self._limits, poison=poison)]
         for event, arrived_ms in zip(events, arrivals_ms, strict=True):
             args.extend(script_fields(event, arrived_ms))
         applied, duplicates, orphans, overflow = await self._script(keys=[], args=args)

@@ -12,6 +12,7 @@ from redis.asyncio import Redis
 from services.collector.aggregator import statistics_folder
 from services.collector.config import CollectorSettings
 from splitstream.events import Exposure, TrackEvent
+from splitstream.keys import dedup_mark
 
 AT = datetime.now(UTC)
 
@@ -33,11 +34,16 @@ async def test_pending_events_are_kept_only_while_an_experiment_waits_for_the_ex
     folder = statistics_folder(settings, redis, settings.redis_keys)
     keys = settings.redis_keys
     events = [_exposed("in"), _event("in", "purchase"), _event("early", "purchase"), _event("any", "page_view")]
-    await folder.apply(events, [time.time_ns() // 1_000_000] * len(events))
+    arrived = time.time_ns() // 1_000_000
+    await folder.apply(events, [arrived] * len(events))
 
     assert await redis.exists(keys.pending("in")) == 0  # counted at once, nothing left to replay
     assert await redis.llen(keys.pending("early")) == 1  # waits for its exposure
-    assert await redis.exists(keys.pending("any"), keys.daily_totals("any")) == 0  # feeds no metric
+    assert await redis.exists(keys.pending("any")) == 0  # feeds no metric
+    # Nor is it in the user's daily totals: the state holds its dedup mark alone, kept for the dedup window.
+    hour = b"%d" % (arrived // 3_600_000)
+    assert await redis.hgetall(keys.user_state("any")) == {dedup_mark("page_view-any-1"): hour}
+    assert 0 < await redis.ttl(keys.user_state("any")) <= settings.dedup_ttl_seconds
 
     await folder.apply([_exposed("early")], [time.time_ns() // 1_000_000])
     stats = await redis.hgetall(keys.variant_stats("checkout-button", "treatment"))
@@ -56,9 +62,12 @@ async def test_dedup_marks_share_a_hash_per_user_and_outlive_the_dedup_window_on
     recent = [_event("ann", "purchase", index) for index in range(1, 64)]
     await folder.apply(recent, [start + 3 * hour] * len(recent))  # the 64th mark: old marks are pruned
 
-    marks = await redis.hgetall(settings.redis_keys.seen("ann"))
-    assert len(marks) == 63 and b"purchase-ann-0" not in marks
-    assert 0 < await redis.ttl(settings.redis_keys.seen("ann")) <= 2 * 3600
+    state = await redis.hgetall(settings.redis_keys.user_state("ann"))
+    marks = {field for field, value in state.items() if b"," not in value}  # the rest are daily totals
+    assert len(marks) == 63 and dedup_mark("purchase-ann-0") not in marks
+    assert dedup_mark("purchase-ann-1") in marks
+    # The daily totals keep the state longer than the dedup window: as long as CUPED can look back.
+    assert await redis.ttl(settings.redis_keys.user_state("ann")) > 2 * 3600
     again = await folder.apply([_event("ann", "purchase", 5), _event("ann", "purchase", 0)], [start + 3 * hour] * 2)
     # Within the window a resend is a duplicate; past it (and pruned) it is applied again, as a key's expiry did.
     assert (again.duplicates, again.applied) == (1, 1)

@@ -188,8 +188,10 @@ async def test_daily_totals_keep_only_days_a_lookback_can_reach(
     await folder.apply([_event("old", 1, "purchase", NOW - 40 * DAY, 10.0),
                         _event("old", 2, "purchase", NOW - 2 * DAY, 20.0),
                         _event("old", 3, "unmeasured", NOW - 2 * DAY, 20.0)], [arrived] * 3)
-    days = settings.redis_keys.daily_totals("old")
-    stored = {key.decode(): value.decode() for key, value in (await redis.hgetall(days)).items()}
+    state = settings.redis_keys.user_state("old")
+    stored = {key: value.decode() for key, value in (await redis.hgetall(state)).items()}
+    totals = {key.decode(): value for key, value in stored.items() if "," in value}
     day = (NOW - 2 * DAY).timestamp() // 86400
-    assert stored == {f"purchase|{day:.0f}": "20,1"}
-    assert 0 < await redis.ttl(days) <= 32 * 86400
+    assert totals == {f"purchase|{day:.0f}": "20,1"}
+    assert len(stored) == 4  # and the three dedup marks
+    assert 31 * 86400 < await redis.ttl(state) <= 32 * 86400

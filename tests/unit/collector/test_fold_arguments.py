@@ -12,6 +12,7 @@ from services.collector.adapters.fold import script_fields, script_header
 from services.collector.config import CollectorSettings
 from splitstream.events import Exposure, TrackEvent
 from splitstream.experiment import MAX_CUPED_LOOKBACK_DAYS
+from splitstream.keys import dedup_mark
 
 AT = datetime(2024, 5, 1, 12, 0, 0, 123000, tzinfo=UTC)
 
@@ -28,7 +29,7 @@ def test_an_exposure_carries_its_experiment_variant_and_epoch_milliseconds() -> 
 
     fields = script_fields(event, 1714564801000)
 
-    assert fields == ("exposure", "e1", "u:1", "exp", "b", "1714564800123", "1714564801000", "")
+    assert fields == ("exposure", dedup_mark("e1"), "u:1", "exp", "b", "1714564800123", "1714564801000", "")
 
 
 def test_an_exposure_names_its_phase_scope_and_carries_its_attributes_as_json() -> None:
@@ -57,7 +58,7 @@ def test_an_event_value_keeps_every_digit(value: float | None, text: str) -> Non
 
     fields = script_fields(event, 1714564800999)
 
-    assert fields == ("event", "e1", "u1", "buy", text, "1714564800123", "1714564800999", "")
+    assert fields == ("event", dedup_mark("e1"), "u1", "buy", text, "1714564800123", "1714564800999", "")
     assert value is None or float(fields[4]) == value
 
 

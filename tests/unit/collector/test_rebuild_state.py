@@ -22,8 +22,10 @@ SCOPE = stats_scope("checkout", 2)
     (KEYS.segment_stats("checkout", "channel", "mini:program", "treatment"), "segment statistics"),
     (KEYS.segment_values(SCOPE, "channel"), "segment values"),
     (KEYS.pending("u:1"), "pending events"),
-    (KEYS.daily_totals("u 1"), "daily totals"),
-    (KEYS.seen("order-981:retry"), "dedup marks"),
+    (KEYS.pending("u}:pending"), "pending events"),
+    (KEYS.user_state("u 1"), "user states"),
+    (KEYS.user_state("order-981:pending"), "user states"),
+    (KEYS.user_state("a}:pending"), "user states"),
     (KEYS.stats("applied"), "counters"),
 ])
 def test_keys_the_fold_writes_are_derived(key: str, family: str) -> None:
@@ -42,7 +44,7 @@ def test_keys_the_fold_writes_are_derived(key: str, family: str) -> None:
     KEYS.holdouts,
     KEYS.sticky("user_id", "u42"),
     KEYS.definitions_lock,
-    "ss:user:u42",  # no such family: a user key must end in :pending or :days
+    "ss:user:u42",  # no such family: a user's state has its id in braces
 ])
 def test_definitions_audit_analyzer_records_and_assignments_are_not(key: str) -> None:
     assert derived_family(key, KEYS) is None
@@ -52,8 +54,8 @@ def test_a_key_under_another_prefix_is_not_ours() -> None:
     staging = staging_keys(KEYS)
 
     assert staging.prefix == "ss-rebuild"
-    assert derived_family(staging.seen("e1"), KEYS) is None
-    assert derived_family(staging.seen("e1"), staging) == "dedup marks"
+    assert derived_family(staging.user_state("u1"), KEYS) is None
+    assert derived_family(staging.user_state("u1"), staging) == "user states"
     assert derived_family(RedisKeys("ss2").stats("applied"), KEYS) is None
 
 

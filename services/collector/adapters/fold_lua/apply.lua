@@ -1,4 +1,4 @@
--- fold.lua, part 6 of 6: applying exposures and events, dedup, the batch loop and the counters.
+-- fold.lua, part 7 of 7: applying exposures and events, the batch loop and the counters.
 
 -- The user's events that arrived before this exposure, within the lateness bound of it, count for this experiment
 -- where they fall in the metric's window. Entries written before arrival times were kept ("name|value|ts") use
@@ -68,44 +68,10 @@ local function apply_track_event(user, name, value, ts, arrived)
   end
 end
 
--- Marks the user's event as applied; false if it already was (a redelivery or a resend). The marks of one user share
--- a hash (event id -> hour of arrival): far less memory than a key per event. Each mark lives at least dedup_ttl:
--- the hash expires dedup_ttl after the user's last event, and whenever it has grown by PRUNE_EVERY marks, those
--- whose whole hour of arrival lies more than dedup_ttl before this arrival are dropped.
-local mark_counts = {}
-local function first_delivery(user, event_id, arrived_at)
-  local key = seen_key(user)
-  local hour = math.floor(arrived_at / MS_PER_HOUR)
-  if redis.call('HSETNX', key, event_id, hour) == 0 then
-    return false
-  end
-  -- The user's mark count, read once per call and counted here (so pruning happens at the same marks however the
-  -- events were batched); the expiry is set once per call: the whole call happens at one instant.
-  local count = mark_counts[user]
-  if count == nil then
-    count = redis.call('HLEN', key)
-    redis.call('EXPIRE', key, dedup_ttl)
-  else
-    count = count + 1
-  end
-  if count % PRUNE_EVERY == 0 then
-    local expired_before = arrived_at - dedup_ttl * 1000
-    local marks = redis.call('HGETALL', key)
-    for index = 1, #marks, 2 do
-      if (tonumber(marks[index + 1]) + 1) * MS_PER_HOUR <= expired_before then
-        redis.call('HDEL', key, marks[index])
-      end
-    end
-    count = redis.call('HLEN', key)
-  end
-  mark_counts[user] = count
-  return true
-end
-
 for i = FIRST_EVENT, #ARGV, FIELDS_PER_EVENT do
-  local kind, event_id, user = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  local kind, mark, user = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   local a, b, ts, arrived, attributes = ARGV[i + 3], ARGV[i + 4], ARGV[i + 5], ARGV[i + 6], ARGV[i + 7]
-  if not first_delivery(user, event_id, tonumber(arrived)) then
+  if not first_delivery(user, mark, tonumber(arrived)) then
     duplicates = duplicates + 1
   else
     applied = applied + 1

@@ -1,4 +1,4 @@
--- fold.lua, part 5 of 6: CUPED covariates from each user's daily totals.
+-- fold.lua, part 6 of 7: CUPED covariates from each user's daily totals.
 
 -- Binomial and mean metrics of the experiment, with what their covariate needs, and the lookback in days.
 local covariate_plans = {}
@@ -32,49 +32,55 @@ local function daily_total(raw)
   return tonumber(sum) or 0, tonumber(count) or 0
 end
 
--- Adds an event to the user's daily totals, pruning days no experiment can look back to whenever a new day starts
--- for that name.
+-- Adds an event to the user's daily totals; a new day keeps the state for as long as that day can be looked back to.
 local function record_daily_total(user, name, value, happened_at, arrived_at)
   local day = math.floor(happened_at / MS_PER_DAY)
-  local oldest_kept = math.floor(arrived_at / MS_PER_DAY) - covariate_days_kept - 1
   local v = event_value(value)
-  if day < oldest_kept or not v then return end
-  local key = daily_totals_key(user)
+  if day < math.floor(arrived_at / MS_PER_DAY) - covariate_days_kept - 1 or not v then return end
+  local state = state_of(user)
   local field = name .. '|' .. day
-  local raw = redis.call('HGET', key, field)
+  local raw = redis.call('HGET', state.key, field)
   local sum, count = daily_total(raw)
   sum = sum + v
   if not finite(sum) then
     overflow = overflow + 1
     return
   end
-  redis.call('HSET', key, field, string.format('%.17g', sum) .. ',' .. (count + 1))
+  redis.call('HSET', state.key, field, exact_text(sum) .. ',' .. (count + 1))
   if not raw then
-    -- A new day: drop days past reach, and keep the hash for as long as this day can be looked back to (later
-    -- events of a day already stored need no new expiry: the day's own first event set one long enough).
-    for _, existing in ipairs(redis.call('HKEYS', key)) do
-      local existing_day = tonumber(string.match(existing, '|(%d+)$') or '')
-      if existing_day and existing_day < oldest_kept then redis.call('HDEL', key, existing) end
-    end
-    redis.call('EXPIRE', key, (covariate_days_kept + 2) * SECONDS_PER_DAY)
+    keep_for(state, (covariate_days_kept + 2) * SECONDS_PER_DAY)
+    field_added(state, arrived_at)
   end
 end
 
 -- x of each binomial and mean metric for a user first exposed at exposed_at (see the header), with Σx and Σx² added
 -- to the variant's statistics and segments.
+-- The daily-total fields of an event name over a lookback window, built once per call (a batch's exposures mostly
+-- share a day).
+local lookback_field_lists = {}
+local function lookback_fields(event, first_day, last_day)
+  local id = event .. '|' .. first_day .. '|' .. last_day
+  local fields = lookback_field_lists[id]
+  if fields == nil then
+    fields = {}
+    for day = first_day, last_day do
+      table.insert(fields, event .. '|' .. day)
+    end
+    lookback_field_lists[id] = fields
+  end
+  return fields
+end
+
 local function enter_covariates(experiment, user, user_hash, variant, exposed_at)
   local plan = covariate_plan_of(experiment)
-  local key = daily_totals_key(user)
-  if #plan.metrics == 0 or redis.call('EXISTS', key) == 0 then return end
+  local key = user_state_key(user)
+  if #plan.metrics == 0 then return end
   local exposure_day = math.floor(exposed_at / MS_PER_DAY)
   local totals = {}
   for _, metric in ipairs(plan.metrics) do
     local event_totals = totals[metric.event]
     if event_totals == nil then
-      local fields = {}
-      for day = exposure_day - plan.lookback, exposure_day - 1 do
-        table.insert(fields, metric.event .. '|' .. day)
-      end
+      local fields = lookback_fields(metric.event, exposure_day - plan.lookback, exposure_day - 1)
       event_totals = {sum = 0, count = 0}
       for _, raw in ipairs(redis.call('HMGET', key, unpack(fields))) do
         local sum, count = daily_total(raw)

@@ -1,4 +1,4 @@
--- fold.lua, part 2 of 6 (services/collector/adapters/fold.py joins them): what the definitions say, cached per call.
+-- fold.lua, part 2 of 7 (services/collector/adapters/fold.py joins them): what the definitions say, cached per call.
 
 -- Per-call caches: the script runs atomically, so nothing they hold can change while it runs.
 local definitions = {}

@@ -1,4 +1,4 @@
--- fold.lua, part 1 of 6 (services/collector/adapters/fold.py joins the parts, in order, into one script).
+-- fold.lua, part 1 of 7 (services/collector/adapters/fold.py joins the parts, in order, into one script).
 --
 -- Folds one consumer batch of events into the experiments' sufficient statistics, atomically.
 --
@@ -19,8 +19,8 @@
 -- cross product moves by the change times the other part: Σm·d += Δm·d, or m·Δd.
 --
 -- CUPED covariates (binomial and mean metrics): every event whose name feeds such a metric also adds to the user's
--- daily totals ({p}:user:{user}:days, field "{event}|{day}" = "{Σ values},{count}"; days since the epoch, UTC, by
--- the event's own timestamp), kept covariate_days_kept days. At the user's first exposure, x for each metric
+-- daily totals (in the user state {p}:user:{<user>}, field "{event}|{day}" = "{Σ values},{count}"; days since the
+-- epoch, UTC, by the event's own timestamp), kept covariate_days_kept days. At the user's first exposure, x for each metric
 -- is the same metric over the cuped_lookback_days whole days before the exposure's day (binomial: 1 if any event,
 -- mean: the total, capped like y), frozen from then on; the variant keeps Σx, Σx², Σx·y (:xsum, :xsumsq, :xy) and the
 -- user x:{metric} when x is not 0. Pre-period events that arrive after the exposure was folded are not in x.
@@ -34,9 +34,10 @@
 -- ARGV: prefix, dedup_ttl, pending_ttl, pending_max, lateness_ms, poison_count, max_segment_values,
 -- covariate_days_kept, then 8 fields
 -- per event, in record order (arrived_ms: when the event reached the platform, epoch ms):
---   exposure: "exposure", event_id, user_id, stats scope (experiment and phase), variant, ts_ms, arrived_ms,
+--   exposure: "exposure", mark, user_id, stats scope (experiment and phase), variant, ts_ms, arrived_ms,
 --             attributes (a JSON object, "" when none)
---   event:    "event",    event_id, user_id, name, value ("" when absent), ts_ms, arrived_ms, ""
+--   event:    "event",    mark,     user_id, name, value ("" when absent), ts_ms, arrived_ms, ""
+-- mark: the event's dedup mark (splitstream/keys.py dedup_mark: 8 bytes of a hash of its event id).
 -- Values travel as strings formatted by Python (shortest round-trip repr) so no precision is lost on the way in.
 --
 -- A Redis script is not rolled back when a command fails half-way, so every write below is guarded so that it
@@ -71,9 +72,9 @@ local applied, duplicates, orphans, overflow = 0, 0, 0, 0
 local function experiment_key(scope) return prefix .. ':exp:' .. string.match(scope, '^[^~]+') end
 local function variant_key(experiment, variant) return prefix .. ':exp:' .. experiment .. ':v:' .. variant end
 local function user_key(experiment, user) return prefix .. ':exp:' .. experiment .. ':u:' .. user end
-local function pending_key(user) return prefix .. ':user:' .. user .. ':pending' end
-local function daily_totals_key(user) return prefix .. ':user:' .. user .. ':days' end
-local function seen_key(user) return prefix .. ':user:' .. user .. ':seen' end
+-- The user's state shared by all experiments: dedup marks and daily totals (one hash), and the pending list.
+local function user_state_key(user) return prefix .. ':user:{' .. user .. '}' end
+local function pending_key(user) return user_state_key(user) .. ':pending' end
 local function event_metrics_key(name) return prefix .. ':event-metrics:' .. name end
 local function stats_key(counter) return prefix .. ':stats:' .. counter end
 local function segment_key(scope, dimension, value, variant)
@@ -83,6 +84,15 @@ local function segment_values_key(scope, dimension) return prefix .. ':exp:' .. 
 
 local function finite(x)
   return x == x and x ~= math.huge and x ~= -math.huge
+end
+
+-- The shortest decimal text that reads back as exactly x (at most 17 significant digits).
+local function exact_text(x)
+  for digits = 15, 16 do
+    local text = string.format('%.' .. digits .. 'g', x)
+    if tonumber(text) == x then return text end
+  end
+  return string.format('%.17g', x)
 end
 
 -- What one event adds to a total: its value, or 1 when it has none.

@@ -1,4 +1,4 @@
--- fold.lua, part 4 of 6: the per-user updates of the sufficient statistics (binomial, mean, ratio).
+-- fold.lua, part 5 of 7: the per-user updates of the sufficient statistics (binomial, mean, ratio).
 
 -- Adds each {field, delta} of increments to the variant's statistics and to its segments' among the user's, or none
 -- of them: a delta that is not finite, or that would take the variant's sum past the float range, skips the whole

@@ -1,4 +1,4 @@
--- fold.lua, part 3 of 6: where a user's updates go (variant and segments) and which events count for which metric.
+-- fold.lua, part 4 of 7: where a user's updates go (variant and segments) and which events count for which metric.
 
 -- The hashes one update of an exposed user goes to: the variant's, and the variant's in each of the user's segments.
 local function stats_targets(experiment, user_hash, variant)

@@ -1,0 +1,30 @@
+"""The shared Redis layout: a user's keys share a Redis Cluster hash tag; dedup marks are short and stable."""
+
+from __future__ import annotations
+
+from splitstream.keys import DEDUP_MARK_BYTES, RedisKeys, dedup_mark
+
+KEYS = RedisKeys("ss")
+
+
+def _hash_tag(key: str) -> str:
+    """What Redis Cluster hashes: the text between the first ``{`` and the next ``}``, if not empty."""
+    start = key.find("{")
+    end = key.find("}", start + 1)
+    return key[start + 1:end] if start >= 0 and end > start + 1 else key
+
+
+def test_a_users_state_and_pending_events_share_the_users_hash_tag() -> None:
+    for user in ("u42", "tenant:7:ann", "a}b"):
+        assert _hash_tag(KEYS.user_state(user)) == _hash_tag(KEYS.pending(user))
+    assert _hash_tag(KEYS.user_state("u42")) == "u42"
+    assert KEYS.user_state("u42") == "ss:user:{u42}"
+    assert KEYS.pending("u42") == "ss:user:{u42}:pending"
+
+
+def test_a_dedup_mark_is_eight_bytes_that_depend_only_on_the_event_id() -> None:
+    marks = {dedup_mark(f"order-{index}") for index in range(10_000)}
+
+    assert len(marks) == 10_000
+    assert all(len(mark) == DEDUP_MARK_BYTES == 8 for mark in marks)
+    assert dedup_mark("order-1") == dedup_mark("order-1") != dedup_mark("order-2")
