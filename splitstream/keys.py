@@ -5,31 +5,35 @@ Statistics are kept per phase of an experiment: their keys name the experiment's
 ``stats_scope(key, phase)``: the key itself in phase 1, ``{key}~{phase}`` after (``~`` never occurs in a key), so
 a new phase starts its analysis from zero while the earlier phases' statistics stay readable.
 
+Hash tags: every key of one experiment (all phases) carries the experiment key between braces, and every key of
+one user carries the user id between braces, so Redis Cluster puts each experiment's keys in one slot and each
+user's keys in one slot. Below, ``[key]`` is the tagged key (``{checkout}``), ``[scope]`` the tagged scope
+(``{checkout}`` or ``{checkout}~2``) and ``[user]`` the tagged user id (``{u42}``).
+
 - ``{p}:experiments``                 set of experiment keys
-- ``{p}:exp:{key}``                   the experiment definition as JSON
+- ``{p}:exp:[key]``                   the experiment definition as JSON
 - ``{p}:event-metrics:{event}``       set of ``scope|metric|role`` entries fed by that event name (the scope of
                                       the experiment's current phase: events feed only the current phase); the
                                       role is the metric's type, or ``denominator-count|sum`` for a ratio's
                                       denominator event
-- ``{p}:exp:{scope}:v:{variant}``     hash of the variant's sufficient statistics: ``users``,
+- ``{p}:exp:[scope]:v:{variant}``     hash of the variant's sufficient statistics: ``users``,
                                       ``{metric}:sum``, ``{metric}:sumsq`` (Σy, Σy², or a ratio's Σm, Σm²);
                                       a ratio's ``{metric}:dsum``, ``{metric}:dsumsq``, ``{metric}:md`` (Σd, Σd²,
                                       Σm·d); a binomial or mean metric's CUPED covariate ``{metric}:xsum``,
                                       ``{metric}:xsumsq``, ``{metric}:xy`` (Σx, Σx², Σx·y)
-- ``{p}:exp:{scope}:u:{user}``        hash of one exposed user: ``variant``, ``ts`` (first exposure, epoch ms),
+- ``{p}:exp:[scope]:u:{user}``        hash of one exposed user: ``variant``, ``ts`` (first exposure, epoch ms),
                                       ``m:{metric}`` (the user's running total, a ratio's numerator),
                                       ``d:{metric}`` (a ratio's denominator), ``x:{metric}`` (the covariate,
                                       when not 0), ``s:{dimension}`` (the user's segment values)
-- ``{p}:exp:{scope}:looks``           list of the group-sequential looks the analyzer recorded, oldest first: one
+- ``{p}:exp:[scope]:looks``           list of the group-sequential looks the analyzer recorded, oldest first: one
                                       JSON record per look (services/analyzer/looks.py), appended only when the
                                       list holds exactly the looks before it, so no look is recorded twice
-- ``{p}:exp:{scope}:segvals:{dim}``   set of the values of one segment dimension (at most ``max_segment_values``,
+- ``{p}:exp:[scope]:segvals:{dim}``   set of the values of one segment dimension (at most ``max_segment_values``,
                                       then ``(other)``; ``(none)`` for users without the attribute)
-- ``{p}:exp:{scope}:seg:{dim}:{value}:v:{variant}``  the variant's statistics among that segment's users
-- ``{p}:exp:{scope}:snapshots``       list of the analyzer's snapshots of every variant's statistics, oldest first
+- ``{p}:exp:[scope]:seg:{dim}:{value}:v:{variant}``  the variant's statistics among that segment's users
+- ``{p}:exp:[scope]:snapshots``       list of the analyzer's snapshots of every variant's statistics, oldest first
                                       (JSON: ``at`` and each variant's hash), for cumulative charts
-- ``{p}:user:{{user}}``               hash of the user's state shared by every experiment (the braces are a Redis
-                                      Cluster hash tag: all of one user's keys share a slot):
+- ``{p}:user:[user]``                hash of the user's state shared by every experiment:
                                       - dedup marks: ``dedup_mark(event id)`` (8 bytes) → hour of arrival (hours
                                         since the epoch), so a redelivered or resent event is not counted twice;
                                         each mark is kept at least ``dedup_ttl`` seconds;
@@ -38,9 +42,9 @@ a new phase starts its analysis from zero while the earlier phases' statistics s
                                         without one; ``day`` = days since 1970-01-01 UTC), kept
                                         ``MAX_CUPED_LOOKBACK_DAYS``; a value with a comma is a daily total, a plain
                                         number a mark
-- ``{p}:user:{{user}}:pending``       recent events of the user, replayed when a later exposure arrives
+- ``{p}:user:[user]:pending``        recent events of the user, replayed when a later exposure arrives
 - ``{p}:stats:{counter}``             the consumer's counters: applied, duplicates, orphan_exposures, poison, ...
-- ``{p}:exp:{key}:history``           list of the experiment's audit entries (JSON), one per version, oldest first
+- ``{p}:exp:[key]:history``           list of the experiment's audit entries (JSON), one per version, oldest first
 - ``{p}:layers`` / ``{p}:holdouts``   hashes of layer / holdout definitions (JSON) by key
 - ``{p}:sticky:{unit}:{id}``          hash of one unit's sticky assignments: ``{experiment}#{phase}`` → variant
 - ``{p}:definitions-lock``            held while a definition changes, so versions and layer buckets never race
@@ -66,28 +70,33 @@ class RedisKeys:
         return f"{self.prefix}:experiments"
 
     def experiment(self, key: str) -> str:
-        return f"{self.prefix}:exp:{key}"
+        return f"{self.prefix}:exp:{{{key}}}"
 
     def event_metrics(self, event: str) -> str:
         return f"{self.prefix}:event-metrics:{event}"
 
-    def variant_stats(self, experiment: str, variant: str) -> str:
-        return f"{self.prefix}:exp:{experiment}:v:{variant}"
+    def variant_stats(self, scope: str, variant: str) -> str:
+        return f"{self._scoped(scope)}:v:{variant}"
 
-    def exposed_user(self, experiment: str, user_id: str) -> str:
-        return f"{self.prefix}:exp:{experiment}:u:{user_id}"
+    def exposed_user(self, scope: str, user_id: str) -> str:
+        return f"{self._scoped(scope)}:u:{user_id}"
 
-    def looks(self, experiment: str) -> str:
-        return f"{self.prefix}:exp:{experiment}:looks"
+    def looks(self, scope: str) -> str:
+        return f"{self._scoped(scope)}:looks"
 
     def segment_values(self, scope: str, dimension: str) -> str:
-        return f"{self.prefix}:exp:{scope}:segvals:{dimension}"
+        return f"{self._scoped(scope)}:segvals:{dimension}"
 
     def segment_stats(self, scope: str, dimension: str, value: str, variant: str) -> str:
-        return f"{self.prefix}:exp:{scope}:seg:{dimension}:{value}:v:{variant}"
+        return f"{self._scoped(scope)}:seg:{dimension}:{value}:v:{variant}"
 
     def snapshots(self, scope: str) -> str:
-        return f"{self.prefix}:exp:{scope}:snapshots"
+        return f"{self._scoped(scope)}:snapshots"
+
+    def _scoped(self, scope: str) -> str:
+        """``{p}:exp:`` and the tagged scope: the experiment key in braces, then ``~{phase}`` after phase 1."""
+        key, separator, phase = scope.partition(PHASE_SEPARATOR)
+        return f"{self.prefix}:exp:{{{key}}}{separator}{phase}"
 
     def user_state(self, user_id: str) -> str:
         """The user's dedup marks and daily totals (one hash)."""
@@ -100,7 +109,7 @@ class RedisKeys:
         return f"{self.prefix}:stats:{counter}"
 
     def history(self, experiment: str) -> str:
-        return f"{self.prefix}:exp:{experiment}:history"
+        return f"{self.experiment(experiment)}:history"
 
     @property
     def layers(self) -> str:

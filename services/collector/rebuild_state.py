@@ -3,16 +3,17 @@
 Every key under the prefix is one of three kinds (the layout is splitstream/keys.py):
 
 - *derived*: written only by the fold, from the events topic, so a replay recreates them; the swap replaces them:
-  ``exp:{scope}:v:*``, ``exp:{scope}:u:*``, ``exp:{scope}:seg:*``, ``exp:{scope}:segvals:*``, ``user:{*}``
-  (dedup marks and daily totals), ``user:{*}:pending``, ``stats:*``;
-- *definitions the fold reads*: ``experiments``, ``exp:{key}``, ``event-metrics:*``; copied into the staging prefix
+  ``exp:[scope]:v:*``, ``exp:[scope]:u:*``, ``exp:[scope]:seg:*``, ``exp:[scope]:segvals:*``, ``user:[user]``
+  (dedup marks and daily totals), ``user:[user]:pending``, ``stats:*``;
+- *definitions the fold reads*: ``experiments``, ``exp:[key]``, ``event-metrics:*``; copied into the staging prefix
   so the replay reads what the live fold reads, and never written by the rebuild under the live prefix;
 - everything else, kept as it is: the audit history, layers, holdouts, sticky assignments, the definitions lock,
   and the analyzer's ``looks`` and ``snapshots`` (recorded over time from the statistics of their day: no replay of
   events can recreate them, so a rebuild keeps them as recorded).
 
-Experiment keys and event names contain no ``:`` (splitstream/experiment.py ``Key``, ``EventName``), so a scope is
-the one segment after ``exp:``; user ids and event ids may contain anything and only ever come last.
+Experiment keys and event names contain no ``:`` nor braces (splitstream/experiment.py ``Key``, ``EventName``), so a
+tagged scope (``[scope]``: ``{key}`` or ``{key}~N``, see splitstream/keys.py) is the one segment after ``exp:``;
+user ids may contain anything and only ever come last.
 """
 
 from __future__ import annotations
@@ -36,10 +37,10 @@ SCAN_COUNT: Final = 10_000
 DERIVED_FAMILIES: Final[Mapping[str, re.Pattern[str]]] = {
     family: re.compile(pattern, re.DOTALL)
     for family, pattern in {
-        "variant statistics": r"^exp:[^:]+:v:.",
-        "exposed users": r"^exp:[^:]+:u:.",
-        "segment statistics": r"^exp:[^:]+:seg:.",
-        "segment values": r"^exp:[^:]+:segvals:.",
+        "variant statistics": r"^exp:\{[^:]+:v:.",
+        "exposed users": r"^exp:\{[^:]+:u:.",
+        "segment statistics": r"^exp:\{[^:]+:seg:.",
+        "segment values": r"^exp:\{[^:]+:segvals:.",
         "pending events": r"^user:\{.*\}:pending$",
         "user states": r"^user:\{.*\}$",
         "counters": r"^stats:.",

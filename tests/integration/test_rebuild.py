@@ -272,7 +272,7 @@ async def test_rebuild_reproduces_the_statistics_exactly(
     keys = settings.redis_keys
     not_derived = {
         keys.experiments, keys.experiment(EXPERIMENT), keys.event_metrics("purchase"), keys.event_metrics("pageview"),
-        *(name for name in live if name.startswith(f"{prefix}:exp:{EXPERIMENT}:") and name.endswith(
+        *(name for name in live if name.startswith(f"{prefix}:exp:{{{EXPERIMENT}}}:") and name.endswith(
             (":history", ":looks", ":snapshots"))),
         keys.sticky("user_id", "someone"), keys.layers,
     }

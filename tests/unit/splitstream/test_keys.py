@@ -28,3 +28,16 @@ def test_a_dedup_mark_is_eight_bytes_that_depend_only_on_the_event_id() -> None:
     assert len(marks) == 10_000
     assert all(len(mark) == DEDUP_MARK_BYTES == 8 for mark in marks)
     assert dedup_mark("order-1") == dedup_mark("order-1") != dedup_mark("order-2")
+
+
+def test_every_key_of_an_experiment_carries_its_key_as_hash_tag_in_every_phase() -> None:
+    for scope in ("checkout", "checkout~2"):
+        names = [
+            KEYS.variant_stats(scope, "control"), KEYS.exposed_user(scope, "u{1}:x"), KEYS.looks(scope),
+            KEYS.segment_values(scope, "channel"), KEYS.segment_stats(scope, "channel", "app", "control"),
+            KEYS.snapshots(scope),
+        ]
+        assert {_hash_tag(name) for name in names} == {"checkout"}
+    assert _hash_tag(KEYS.experiment("checkout")) == _hash_tag(KEYS.history("checkout")) == "checkout"
+    assert KEYS.variant_stats("checkout~2", "control") == "ss:exp:{checkout}~2:v:control"
+    assert KEYS.experiment("checkout") == "ss:exp:{checkout}"

@@ -6,7 +6,7 @@
 -- No KEYS are declared: which keys an event touches depends on data read inside the script (the metric index),
 -- so this script needs a standalone (non-cluster) Redis.
 -- A mean metric's per-user cap (winsorizing) and any metric's attribution window (conversion_window_hours) are
--- read from the experiment definition, {p}:exp:{key}.
+-- read from the experiment definition, {p}:exp:{<key>}.
 --
 -- Attribution: an event counts for a metric of an experiment the user is exposed to iff
 --   exposure_ts <= event_ts < exposure_ts + window   (no upper bound without a window),
@@ -28,8 +28,8 @@
 -- Segments: for each dimension the definition lists in "segments", the first exposure's attribute value (text,
 -- "(none)" when absent, at most 64 characters) puts the user in that value's segment; a dimension keeps at most
 -- max_segment_values values, later ones fold into "(other)". Each segment has the variant hashes of the main
--- statistics ({p}:exp:{scope}:seg:{dim}:{value}:v:{variant}), updated together with them; the values of a
--- dimension are the set {p}:exp:{scope}:segvals:{dim}.
+-- statistics ({p}:exp:[scope]:seg:{dim}:{value}:v:{variant}), updated together with them; the values of a
+-- dimension are the set {p}:exp:[scope]:segvals:{dim}. ([scope]: the tagged scope, splitstream/keys.py.)
 --
 -- ARGV: prefix, dedup_ttl, pending_ttl, pending_max, lateness_ms, poison_count, max_segment_values,
 -- covariate_days_kept, then 8 fields
@@ -67,20 +67,41 @@ local DEFAULT_LOOKBACK_DAYS = 14
 
 local applied, duplicates, orphans, overflow = 0, 0, 0, 0
 
--- Statistics keys name an experiment's stats scope ("key" in phase 1, "key~N" after: splitstream/keys.py); the
--- definition is stored under the key alone.
-local function experiment_key(scope) return prefix .. ':exp:' .. string.match(scope, '^[^~]+') end
-local function variant_key(experiment, variant) return prefix .. ':exp:' .. experiment .. ':v:' .. variant end
-local function user_key(experiment, user) return prefix .. ':exp:' .. experiment .. ':u:' .. user end
--- The user's state shared by all experiments: dedup marks and daily totals (one hash), and the pending list.
+-- Statistics keys name an experiment's stats scope ("key" in phase 1, "key~N" after: splitstream/keys.py) with the
+-- experiment key as the Redis Cluster hash tag: {p}:exp:{key} or {p}:exp:{key}~N; the definition is stored under
+-- the tagged key alone. Built once per scope (and variant) per call: they are on every event's path.
+local scope_keys = {}
+local function scope_key(scope)
+  local cached = scope_keys[scope]
+  if cached == nil then
+    local key, phase = string.match(scope, '^([^~]+)(.*)$')
+    cached = prefix .. ':exp:{' .. key .. '}' .. phase
+    scope_keys[scope] = cached
+  end
+  return cached
+end
+local function experiment_key(scope) return prefix .. ':exp:{' .. string.match(scope, '^[^~]+') .. '}' end
+local variant_keys = {}
+local function variant_key(experiment, variant)
+  local id = experiment .. '|' .. variant
+  local cached = variant_keys[id]
+  if cached == nil then
+    cached = scope_key(experiment) .. ':v:' .. variant
+    variant_keys[id] = cached
+  end
+  return cached
+end
+local function user_key(experiment, user) return scope_key(experiment) .. ':u:' .. user end
+-- The user's state shared by all experiments (dedup marks and daily totals, one hash) and pending list, tagged by
+-- the user id.
 local function user_state_key(user) return prefix .. ':user:{' .. user .. '}' end
 local function pending_key(user) return user_state_key(user) .. ':pending' end
 local function event_metrics_key(name) return prefix .. ':event-metrics:' .. name end
 local function stats_key(counter) return prefix .. ':stats:' .. counter end
 local function segment_key(scope, dimension, value, variant)
-  return prefix .. ':exp:' .. scope .. ':seg:' .. dimension .. ':' .. value .. ':v:' .. variant
+  return scope_key(scope) .. ':seg:' .. dimension .. ':' .. value .. ':v:' .. variant
 end
-local function segment_values_key(scope, dimension) return prefix .. ':exp:' .. scope .. ':segvals:' .. dimension end
+local function segment_values_key(scope, dimension) return scope_key(scope) .. ':segvals:' .. dimension end
 
 local function finite(x)
   return x == x and x ~= math.huge and x ~= -math.huge
