@@ -18,6 +18,7 @@ from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
 from splitstream.errors import DependencyUnavailable
 from splitstream.events import Exposure, TrackEvent, encode, partition_key
+from splitstream.partitioning import KeyPartitioner
 
 log = structlog.get_logger(__name__)
 
@@ -32,6 +33,7 @@ class EventLog:
             linger_ms=2,
             request_timeout_ms=request_timeout_ms,
             client_id="splitstream",
+            partitioner=KeyPartitioner(),
         )
         self._started = False
 

@@ -19,6 +19,7 @@ from aiokafka import AIOKafkaProducer
 
 from bench.ingest.stack import DevStack, iso_now, percentile
 from splitstream.auth import Scope
+from splitstream.partitioning import KeyPartitioner
 
 BATCH_EVENTS = 500
 REQUESTS = 600
@@ -123,10 +124,11 @@ async def measure_http_ingest(stack: DevStack, workload: IngestWorkload) -> Thro
 
 
 async def measure_producer_ceiling(stack: DevStack, workload: IngestWorkload) -> Throughput:
-    """The same records straight to the topic; the consumer later skips them as already applied (same ids)."""
+    """The same records straight to the topic, with the collector's producer settings (its partitioner too); the
+    consumer later skips them as already applied (same ids)."""
     producer = AIOKafkaProducer(
         bootstrap_servers=stack.kafka_bootstrap, acks="all", enable_idempotence=True, linger_ms=2,
-        client_id="splitstream-bench",
+        client_id="splitstream-bench", partitioner=KeyPartitioner(),
     )
     await producer.start()
     try:
