@@ -38,10 +38,10 @@ user's keys in one slot. Below, ``[key]`` is the tagged key (``{checkout}``), ``
                                         since the epoch), so a redelivered or resent event is not counted twice;
                                         each mark is kept at least ``dedup_ttl`` seconds;
                                       - daily totals of events feeding binomial or mean metrics (CUPED):
-                                        ``{event}|{day}`` = ``{Σ values},{count}`` (a value of 1 for an event
-                                        without one; ``day`` = days since 1970-01-01 UTC), kept
-                                        ``MAX_CUPED_LOOKBACK_DAYS``; a value with a comma is a daily total, a plain
-                                        number a mark
+                                        ``{event}`` = ``{day}:{Σ values},{count}`` entries joined by ``;``,
+                                        newest day first (a value of 1 for an event without one; ``day`` = days
+                                        since 1970-01-01 UTC), kept ``MAX_CUPED_LOOKBACK_DAYS``; a value with a
+                                        colon is a daily total, a plain number a mark
 - ``{p}:user:[user]:pending``        recent events of the user, replayed when a later exposure arrives
 - ``{p}:stats:{counter}``             the consumer's counters: applied, duplicates, orphan_exposures, poison, ...
 - ``{p}:exp:[key]:history``           list of the experiment's audit entries (JSON), one per version, oldest first

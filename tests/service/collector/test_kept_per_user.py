@@ -63,7 +63,7 @@ async def test_dedup_marks_share_a_hash_per_user_and_outlive_the_dedup_window_on
     await folder.apply(recent, [start + 3 * hour] * len(recent))  # the 64th mark: old marks are pruned
 
     state = await redis.hgetall(settings.redis_keys.user_state("ann"))
-    marks = {field for field, value in state.items() if b"," not in value}  # the rest are daily totals
+    marks = {field for field, value in state.items() if b":" not in value}  # the rest are daily totals
     assert len(marks) == 63 and dedup_mark("purchase-ann-0") not in marks
     assert dedup_mark("purchase-ann-1") in marks
     # The daily totals keep the state longer than the dedup window: as long as CUPED can look back.

@@ -25,67 +25,82 @@ local function covariate_plan_of(experiment)
   return cached
 end
 
--- A day's total and count of one event name, as stored: "{sum},{count}", the sum with every digit of the double.
-local function daily_total(raw)
-  if not raw then return 0, 0 end
-  local sum, count = string.match(raw, '^([^,]+),(%d+)$')
-  return tonumber(sum) or 0, tonumber(count) or 0
+-- The user's daily totals of one event name live in one field of the user state, named after the event:
+-- "{day}:{sum},{count}" entries joined by ";", the newest day first (days since the epoch, UTC, by the event's own
+-- timestamp; the sum with every digit of the double). The newest first makes the common update, another event of
+-- the latest day, a match at the start of the text.
+local function day_entry(day, sum, count) return day .. ':' .. exact_text(sum) .. ',' .. count end
+
+-- The entries after adding v on day, without days before oldest_day; nil when nothing changes (a value that would
+-- take a sum out of the float range is counted in overflow instead).
+local function with_event(raw, day, v, oldest_day)
+  if raw then
+    local first_day, sum, count, rest = string.match(raw, '^(%d+):([^,;]+),(%d+)(.*)$')
+    if tonumber(first_day) == day then
+      local total = tonumber(sum) + v
+      if not finite(total) then return nil end
+      return day_entry(day, total, tonumber(count) + 1) .. rest
+    end
+  end
+  local entries, placed = {}, false
+  for entry_day, sum, count in string.gmatch(raw or '', '(%d+):([^,;]+),(%d+)') do
+    local d = tonumber(entry_day)
+    if not placed and d <= day then
+      placed = true
+      if d == day then
+        local total = tonumber(sum) + v
+        if not finite(total) then return nil end
+        table.insert(entries, day_entry(day, total, tonumber(count) + 1))
+      else
+        table.insert(entries, day_entry(day, v, 1))
+      end
+    end
+    if d ~= day and d >= oldest_day then table.insert(entries, entry_day .. ':' .. sum .. ',' .. count) end
+  end
+  if not placed then table.insert(entries, day_entry(day, v, 1)) end
+  return table.concat(entries, ';')
 end
 
--- Adds an event to the user's daily totals; a new day keeps the state for as long as that day can be looked back to.
+-- Adds an event to the user's daily totals of its name. A new field keeps the state for as long as a day can be
+-- looked back to; a field's old days go whenever it gains a day.
 local function record_daily_total(user, name, value, happened_at, arrived_at)
   local day = math.floor(happened_at / MS_PER_DAY)
   local v = event_value(value)
-  if day < math.floor(arrived_at / MS_PER_DAY) - covariate_days_kept - 1 or not v then return end
+  local oldest_day = math.floor(arrived_at / MS_PER_DAY) - covariate_days_kept - 1
+  if day < oldest_day or not v then return end
   local state = state_of(user)
-  local field = name .. '|' .. day
-  local raw = redis.call('HGET', state.key, field)
-  local sum, count = daily_total(raw)
-  sum = sum + v
-  if not finite(sum) then
+  local raw = redis.call('HGET', state.key, name)
+  local updated = with_event(raw, day, v, oldest_day)
+  if updated == nil then
     overflow = overflow + 1
     return
   end
-  redis.call('HSET', state.key, field, exact_text(sum) .. ',' .. (count + 1))
-  if not raw then
-    keep_for(state, (covariate_days_kept + 2) * SECONDS_PER_DAY)
-    field_added(state, arrived_at)
-  end
+  redis.call('HSET', state.key, name, updated)
+  keep_for(state, (covariate_days_kept + 2) * SECONDS_PER_DAY)
+  if not raw then field_added(state, arrived_at) end
 end
 
 -- x of each binomial and mean metric for a user first exposed at exposed_at (see the header), with Σx and Σx² added
 -- to the variant's statistics and segments.
--- The daily-total fields of an event name over a lookback window, built once per call (a batch's exposures mostly
--- share a day).
-local lookback_field_lists = {}
-local function lookback_fields(event, first_day, last_day)
-  local id = event .. '|' .. first_day .. '|' .. last_day
-  local fields = lookback_field_lists[id]
-  if fields == nil then
-    fields = {}
-    for day = first_day, last_day do
-      table.insert(fields, event .. '|' .. day)
-    end
-    lookback_field_lists[id] = fields
-  end
-  return fields
-end
-
 local function enter_covariates(experiment, user, user_hash, variant, exposed_at)
   local plan = covariate_plan_of(experiment)
-  local key = user_state_key(user)
   if #plan.metrics == 0 then return end
   local exposure_day = math.floor(exposed_at / MS_PER_DAY)
+  local first_day = exposure_day - plan.lookback
+  local names = {}
+  for index, metric in ipairs(plan.metrics) do names[index] = metric.event end
+  local stored = redis.call('HMGET', user_state_key(user), unpack(names))
   local totals = {}
-  for _, metric in ipairs(plan.metrics) do
+  for index, metric in ipairs(plan.metrics) do
     local event_totals = totals[metric.event]
     if event_totals == nil then
-      local fields = lookback_fields(metric.event, exposure_day - plan.lookback, exposure_day - 1)
       event_totals = {sum = 0, count = 0}
-      for _, raw in ipairs(redis.call('HMGET', key, unpack(fields))) do
-        local sum, count = daily_total(raw)
-        event_totals.sum = event_totals.sum + sum
-        event_totals.count = event_totals.count + count
+      for entry_day, sum, count in string.gmatch(stored[index] or '', '(%d+):([^,;]+),(%d+)') do
+        local d = tonumber(entry_day)
+        if d >= first_day and d < exposure_day then
+          event_totals.sum = event_totals.sum + tonumber(sum)
+          event_totals.count = event_totals.count + tonumber(count)
+        end
       end
       totals[metric.event] = event_totals
     end

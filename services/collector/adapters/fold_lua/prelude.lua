@@ -19,11 +19,12 @@
 -- cross product moves by the change times the other part: Σm·d += Δm·d, or m·Δd.
 --
 -- CUPED covariates (binomial and mean metrics): every event whose name feeds such a metric also adds to the user's
--- daily totals (in the user state {p}:user:{<user>}, field "{event}|{day}" = "{Σ values},{count}"; days since the
--- epoch, UTC, by the event's own timestamp), kept covariate_days_kept days. At the user's first exposure, x for each metric
--- is the same metric over the cuped_lookback_days whole days before the exposure's day (binomial: 1 if any event,
--- mean: the total, capped like y), frozen from then on; the variant keeps Σx, Σx², Σx·y (:xsum, :xsumsq, :xy) and the
--- user x:{metric} when x is not 0. Pre-period events that arrive after the exposure was folded are not in x.
+-- daily totals (in the user state {p}:user:{<user>}, field "{event}" = "{day}:{Σ values},{count};..." newest day
+-- first; days since the epoch, UTC, by the event's own timestamp), kept covariate_days_kept days. At the user's first
+-- exposure, x for each metric is the same metric over the cuped_lookback_days whole days before the exposure's day
+-- (binomial: 1 if any event, mean: the total, capped like y), frozen from then on; the variant keeps Σx, Σx², Σx·y
+-- (:xsum, :xsumsq, :xy) and the user x:{metric} when x is not 0. Pre-period events that arrive after the exposure
+-- was folded are not in x.
 --
 -- Segments: for each dimension the definition lists in "segments", the first exposure's attribute value (text,
 -- "(none)" when absent, at most 64 characters) puts the user in that value's segment; a dimension keeps at most

@@ -1,5 +1,5 @@
 -- fold.lua, part 3 of 7: each user's state shared by all experiments, one hash: dedup marks (mark -> hour of
--- arrival) and daily totals ("{event}|{day}" -> "{sum},{count}"; the covariates part writes them).
+-- arrival) and daily totals (event name -> "{day}:{sum},{count};...", the covariates part keeps them).
 
 -- What this call knows of each user state it touched, read once: the key, its field count and its time to live.
 -- The whole call happens at one instant and nothing else runs meanwhile, so both stay exact as this call writes.
@@ -23,9 +23,9 @@ local function keep_for(state, ttl)
 end
 
 -- Counts a field just added. Whenever the state reaches a multiple of PRUNE_EVERY fields, it is swept: marks whose
--- whole hour of arrival lies more than dedup_ttl before now, and daily totals of days no lookback can reach any
--- more, are dropped. The count grows the same way however the events were batched, so sweeps happen at the same
--- events; every event adds a mark, so a user's state is swept at least every PRUNE_EVERY events.
+-- whole hour of arrival lies more than dedup_ttl before now, and the daily totals of an event whose newest day no
+-- lookback can reach any more, are dropped. The count grows the same way however the events were batched, so sweeps
+-- happen at the same events; every event adds a mark, so a user's state is swept at least every PRUNE_EVERY events.
 local function field_added(state, now_ms)
   state.size = state.size + 1
   if state.size % PRUNE_EVERY ~= 0 then return end
@@ -35,8 +35,8 @@ local function field_added(state, now_ms)
   for index = 1, #fields, 2 do
     local field, value = fields[index], fields[index + 1]
     local stale
-    if string.find(value, ',', 1, true) then
-      stale = (tonumber(string.match(field, '|(%d+)$') or '') or oldest_day) < oldest_day
+    if string.find(value, ':', 1, true) then
+      stale = (tonumber(string.match(value, '^(%d+):') or '') or oldest_day) < oldest_day
     else
       stale = ((tonumber(value) or math.huge) + 1) * MS_PER_HOUR <= marks_before
     end
