@@ -31,7 +31,7 @@ local function apply_exposure(user, experiment, variant, ts, arrived, attributes
     return -- the first exposure wins
   end
   redis.call('HSET', user_hash, 'variant', variant, 'ts', ts)
-  redis.call('HINCRBY', variant_key(experiment, variant), 'users', 1)
+  defer(variant_key(experiment, variant), 'users', 1)
   enter_segments(experiment, user_hash, variant, attributes_json)
   enter_covariates(experiment, user, user_hash, variant, tonumber(ts))
   replay_pending(experiment, user, user_hash, variant, tonumber(ts), tonumber(arrived))
@@ -83,6 +83,7 @@ for i = FIRST_EVENT, #ARGV, FIELDS_PER_EVENT do
   end
 end
 
+flush_deferred()
 redis.call('INCRBY', stats_key('applied'), applied)
 redis.call('INCRBY', stats_key('duplicates'), duplicates)
 redis.call('INCRBY', stats_key('orphan_exposures'), orphans)

@@ -3,8 +3,8 @@
 -- Adds each {field, delta} of increments to the variant's statistics and to its segments' among the user's, or none
 -- of them: a delta that is not finite, or that would take the variant's sum past the float range, skips the whole
 -- update (counted in overflow, and the caller leaves the user's totals as they were). Returns whether it applied.
--- The variant sums this call has seen, read once per hash and field and kept up to date here (only this script
--- writes them, and nothing else runs while it does): what the overflow check compares against.
+-- The sums this call has seen, read once per hash and field and kept up to date here (only this script writes them,
+-- and nothing else runs while it does): what the overflow check compares against, and whether a field is whole.
 local known_sums = {}
 local function sums_of(key, increments)
   local known = known_sums[key]
@@ -31,12 +31,22 @@ local function add_to_stats(experiment, user_hash, variant, increments)
       return false
     end
   end
-  for _, increment in ipairs(increments) do
-    sums[increment[1]] = sums[increment[1]] + increment[2]
-  end
+  -- The variant's hash comes first among the targets: its known sums are those just checked.
   for _, target in ipairs(stats_targets(experiment, user_hash, variant)) do
+    local known = sums_of(target, increments)
     for _, increment in ipairs(increments) do
-      if increment[2] ~= 0 then redis.call('HINCRBYFLOAT', target, increment[1], increment[2]) end
+      local field, delta = increment[1], increment[2]
+      if delta ~= 0 then
+        local before = known[field]
+        known[field] = before + delta
+        if delta % 1 == 0 and before % 1 == 0 and math.abs(known[field]) < EXACT_INTEGERS then
+          defer(target, field, delta)
+        else
+          local owed = take_deferred(target, field)
+          if owed then redis.call('HINCRBYFLOAT', target, field, owed) end
+          redis.call('HINCRBYFLOAT', target, field, delta)
+        end
+      end
     end
   end
   return true

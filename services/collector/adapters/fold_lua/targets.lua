@@ -44,7 +44,7 @@ local function enter_segments(experiment, user_hash, variant, attributes_json)
       redis.call('SADD', values, value)
     end
     redis.call('HSET', user_hash, 's:' .. dimension, value)
-    redis.call('HINCRBY', segment_key(experiment, dimension, value, variant), 'users', 1)
+    defer(segment_key(experiment, dimension, value, variant), 'users', 1)
   end
 end
 

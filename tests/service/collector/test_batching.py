@@ -1,0 +1,80 @@
+"""However a stream of events is cut into fold calls, every statistic is stored byte for byte the same: whole-number
+additions are summed within a call and written once, fractional ones go at once and in order."""
+
+from __future__ import annotations
+
+import random
+import time
+from datetime import UTC, datetime, timedelta
+
+from redis.asyncio import Redis
+
+from services.collector.aggregator import statistics_folder
+from services.collector.config import CollectorSettings
+from splitstream.events import Exposure, TrackEvent
+from splitstream.experiment import Experiment, ExperimentStatus, Metric, MetricType, Variant
+from splitstream.keys import RedisKeys
+from splitstream.registry import ExperimentRegistry
+
+KEY = "batching"
+T0 = datetime.now(UTC) - timedelta(hours=1)
+
+
+def the_experiment() -> Experiment:
+    return Experiment(
+        key=KEY, variants=[Variant(key="control"), Variant(key="treatment")],
+        metrics=[Metric(key="bought", type=MetricType.BINOMIAL, event="purchase"),
+                 Metric(key="revenue", type=MetricType.MEAN, event="purchase"),
+                 Metric(key="capped", type=MetricType.MEAN, event="purchase", cap=60.0),
+                 Metric(key="visits", type=MetricType.MEAN, event="visit")],
+        segments=["channel"], status=ExperimentStatus.RUNNING, salt=KEY, created_at=T0,
+    )
+
+
+def stream(seed: int) -> list[Exposure | TrackEvent]:
+    """Whole and fractional values mixed within users, fields and segments: a whole-number field turns fractional
+    part-way (revenue), others stay whole (bought, visits)."""
+    rng = random.Random(seed)
+    events: list[Exposure | TrackEvent] = []
+    for index in range(60):
+        user = f"u{index}"
+        events.append(Exposure(type="exposure", event_id=f"x-{user}", user_id=user, experiment=KEY,
+                               variant=("control", "treatment")[index % 2], timestamp=T0,
+                               attributes={"channel": rng.choice(["app", "web"])}))
+        for order in range(rng.randint(0, 4)):
+            value = rng.choice([10.0, 25.0, 0.1, 19.99, 3.0])
+            events.append(TrackEvent(type="event", event_id=f"p-{user}-{order}", user_id=user, name="purchase",
+                                     value=value, timestamp=T0 + timedelta(minutes=1 + order)))
+        for order in range(rng.randint(0, 3)):
+            events.append(TrackEvent(type="event", event_id=f"v-{user}-{order}", user_id=user, name="visit",
+                                     timestamp=T0 + timedelta(minutes=1 + order)))
+    rng.shuffle(events[60:])  # exposures first, then events out of user order
+    return events
+
+
+async def _statistics(redis: Redis, keys: RedisKeys) -> dict[str, dict[bytes, bytes]]:
+    names = [raw.decode() async for raw in redis.scan_iter(match=f"{keys.experiment(KEY)}:*")]
+    wanted = [name for name in names if ":v:" in name]
+    return {name.removeprefix(keys.prefix): await redis.hgetall(name) for name in wanted}
+
+
+async def test_one_call_and_one_call_per_event_store_the_same_bytes(
+    settings: CollectorSettings, redis: Redis
+) -> None:
+    events = stream(seed=3)
+    arrived = time.time_ns() // 1_000_000
+    stored = []
+    for run, size in (("whole", len(events)), ("each", 1), ("sevens", 7)):
+        keys = RedisKeys(f"{settings.redis_keys.prefix}-{run}")
+        assert await ExperimentRegistry(redis, keys).create(the_experiment())
+        folder = statistics_folder(settings, redis, keys)
+        for start in range(0, len(events), size):
+            batch = events[start:start + size]
+            await folder.apply(batch, [arrived] * len(batch))
+        stored.append(await _statistics(redis, keys))
+
+    whole, each, sevens = stored
+    assert len(whole) == 6  # two variants, and two channels of each
+    assert whole == each == sevens
+    control = whole[":exp:{batching}:v:control"]
+    assert b"." in control[b"revenue:sum"] and b"." not in control[b"bought:sum"]  # both kinds were exercised
