@@ -1,8 +1,7 @@
 """The aggregation loop: read the events topic in batches, fold each batch into Redis, then commit its offsets.
 
-Exactly-once in effect: offsets are committed only after a batch is applied (while the next one is folded), so a
-crash in between redelivers it, and the fold script skips events it has already applied (their dedup marks), so
-redelivery adds nothing.
+Exactly-once in effect: offsets are committed only after a batch is applied, so a crash in between redelivers
+it, and the fold script skips events it has already applied (their ``seen`` marks), so redelivery adds nothing.
 
 Records that are not valid events go to the dead-letter topic, acknowledged before the batch's offsets are
 committed, so none is lost; a redelivered batch may set the same record aside twice (at-least-once there).
@@ -108,8 +107,6 @@ class Aggregator:
         if consumer is None:
             return
         log.info("aggregator consuming", topic=self._settings.events_topic, group=self._settings.consumer_group)
-        # A batch's offsets travel to the broker while the next batch is decoded and folded; commits stay in order.
-        committing: asyncio.Task[None] | None = None
         try:
             while not self.stopping:
                 try:
@@ -122,12 +119,8 @@ class Aggregator:
                     continue
                 records = [record for partition_records in batches.values() for record in partition_records]
                 if records and await self._handle_with_retries(records):
-                    if committing is not None:
-                        await committing
-                    committing = asyncio.create_task(self._commit(consumer, batches))
+                    await self._commit(consumer, batches)
         finally:
-            if committing is not None:
-                await committing
             await consumer.stop()
             self._forget_lag()
             log.info("aggregator stopped")
