@@ -32,6 +32,30 @@ def held_share(holdouts: Sequence[Holdout]) -> float:
     return 1.0 - math.prod(1.0 - holdout.share for holdout in holdouts)
 
 
+def comparison_table(
+    experiment: Experiment, totals: dict[str, VariantTotals]
+) -> tuple[Experiment, dict[str, VariantTotals]]:
+    """The comparison as an experiment whose control is the held-out arm, then the variants, then their pool, with
+    each arm's totals. Never stored, never validated (its arm names are not variant keys), only read by the same
+    cells as the results; a group-sequential plan is read fixed-horizon (its looks are scheduled for the variants)."""
+    variants = experiment.variant_keys()
+    pooled = sum((totals.get(key, VariantTotals()) for key in variants), VariantTotals())
+    arms = {
+        HOLDOUT_ARM: totals.get(HOLDOUT_ARM, VariantTotals()),
+        **{key: totals.get(key, VariantTotals()) for key in variants},
+        ALL_VARIANTS: pooled,
+    }
+    method = experiment.analysis.method
+    plan = experiment.analysis.model_copy(update={
+        "method": AnalysisMethod.FREQUENTIST if method is AnalysisMethod.GROUP_SEQUENTIAL else method,
+    })
+    table = experiment.model_copy(update={
+        "variants": [Variant.model_construct(key=key, weight=None, name="", payload=None) for key in arms],
+        "analysis": plan,
+    })
+    return table, arms
+
+
 def holdout_results(
     experiment: Experiment, holdouts: Sequence[Holdout], totals: dict[str, VariantTotals], alpha: float,
     srm_threshold: float,
@@ -41,20 +65,9 @@ def holdout_results(
     held = totals.get(HOLDOUT_ARM, VariantTotals())
     if not applying and held.users == 0:
         return None
-    variants = experiment.variant_keys()
-    pooled = sum((totals[key] for key in variants), VariantTotals())
+    table, arms = comparison_table(experiment, totals)
+    pooled = arms[ALL_VARIANTS]
     share = held_share(applying)
-    arms = {HOLDOUT_ARM: held, **{key: totals[key] for key in variants}, ALL_VARIANTS: pooled}
-    # The comparison table as an experiment whose control is the held-out arm; never stored, never validated (its
-    # arm names are not variant keys), only read by the same cells as the results.
-    method = experiment.analysis.method
-    plan = experiment.analysis.model_copy(update={
-        "method": AnalysisMethod.FREQUENTIST if method is AnalysisMethod.GROUP_SEQUENTIAL else method,
-    })
-    table = experiment.model_copy(update={
-        "variants": [Variant.model_construct(key=key, weight=None, name="", payload=None) for key in arms],
-        "analysis": plan,
-    })
     cells = read_cells(table, compare_cells(table, arms, alpha), alpha)
     srm, _ = sample_ratio(
         experiment.model_copy(update={"variants": [

@@ -246,10 +246,16 @@ class PointMetric(BaseModel):
     comparisons: list[PointComparison]
 
 
+class HoldoutPoint(BaseModel):
+    users: int = Field(description="held-out users counted by then")
+    metrics: list[PointMetric] = Field(description="each variant and (all variants) against the held-out users")
+
+
 class TimeseriesPoint(BaseModel):
     at: datetime
     users: dict[str, int]
     metrics: list[PointMetric]
+    holdout: HoldoutPoint | None = Field(None, description="against the held-out users; null before any is counted")
 
 
 class Timeseries(BaseModel):

@@ -52,6 +52,7 @@ LABELS: dict[str, dict[Lang, str]] = {
     "users_title": {Lang.EN: "Users per variant over time", Lang.ZH: "各变体用户数随时间变化"},
     "plan": {Lang.EN: "plan", Lang.ZH: "计划"},
     "no_effect": {Lang.EN: "no effect", Lang.ZH: "无效果"},
+    "all_vs_holdout": {Lang.EN: "all variants vs holdout", Lang.ZH: "全部变体 对比 保留组"},
     "no_comparisons": {Lang.EN: "No effect can be estimated yet.", Lang.ZH: "暂时无法估计效果。"},
     "no_snapshots": {
         Lang.EN: "No snapshots yet: the analyzer takes one every hour, or on POST /v1/experiments/{key}/snapshots.",

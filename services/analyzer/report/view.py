@@ -142,7 +142,7 @@ def chart_data(view: ReportView, lang: Lang) -> dict[str, Any]:
         "labels": {
             name: label(name, lang).replace("{key}", experiment.key)
             for name in ("forest_title", "cumulative_title", "users_title", "plan", "no_effect", "no_comparisons",
-                         "no_snapshots")
+                         "no_snapshots", "all_vs_holdout")
         },
         "experiment": experiment.key,
         "alpha": results.alpha,

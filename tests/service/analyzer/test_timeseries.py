@@ -13,7 +13,7 @@ from redis.asyncio import Redis
 from services.analyzer.app import create_app
 from services.analyzer.config import AnalyzerSettings
 from services.analyzer.stats import compare
-from splitstream.experiment import ExperimentStatus, Metric, MetricType
+from splitstream.experiment import HOLDOUT_ARM, ExperimentStatus, Metric, MetricType
 from splitstream.keys import stats_scope
 from splitstream.registry import ExperimentRegistry
 from splitstream.statistics import Proportion
@@ -59,6 +59,35 @@ async def test_each_snapshot_is_a_point_with_the_cumulative_effect_then(
     assert (await client.post("/v1/experiments/titles/snapshots", headers=auth("read"))).status_code == 403
     missing = await client.get("/v1/experiments/nope/timeseries", headers=auth("read"))
     assert missing.status_code == 404
+
+
+async def test_with_held_out_users_each_point_also_compares_every_arm_with_them(
+    client: httpx.AsyncClient, create_experiment: CreateExperiment, write_stats: WriteStats
+) -> None:
+    await create_experiment("push", [("control", 1), ("treatment", 1)], [CONVERTED])
+    await _write(write_stats, "push", STEPS[0])
+    await client.post("/v1/experiments/push/snapshots", headers=auth("admin"))  # before any held-out user
+    await _write(write_stats, "push", STEPS[1])
+    held_users, held_conversions = 400, 30
+    await write_stats("push", HOLDOUT_ARM, {"users": held_users, "converted:sum": held_conversions,
+                                            "converted:sumsq": held_conversions})
+    await client.post("/v1/experiments/push/snapshots", headers=auth("admin"))
+
+    before, after = (await client.get("/v1/experiments/push/timeseries", headers=auth("read"))).json()["points"]
+
+    assert before["holdout"] is None
+    assert after["users"] == {"control": STEPS[1][0], "treatment": STEPS[1][2]}  # the variants' own, as before
+    assert after["holdout"]["users"] == held_users
+    cu, cc, tu, tc = STEPS[1]
+    held = Proportion(held_users, held_conversions)
+    expected = {"control": compare(held, Proportion(cu, cc)).relative,
+                "treatment": compare(held, Proportion(tu, tc)).relative,
+                "(all variants)": compare(held, Proportion(cu + tu, cc + tc)).relative}
+    [metric] = after["holdout"]["metrics"]
+    assert [comparison["variant"] for comparison in metric["comparisons"]] == list(expected)
+    for comparison in metric["comparisons"]:
+        for name in ("effect", "ci_lower", "ci_upper", "p_value"):
+            assert comparison[name] == pytest.approx(getattr(expected[comparison["variant"]], name), rel=1e-9)
 
 
 async def test_a_new_phase_starts_an_empty_series(

@@ -138,34 +138,45 @@
     var names = [];
     var selected = {};
     var palette = ['#1565c0', '#ef6c00', '#6a1b9a', '#00838f', '#ad1457', '#558b2f'];
+    // One line and its interval band per metric and comparison; pick(point) is the comparison at that point.
+    function add(name, selectedNow, pick) {
+      var color = palette[names.length % palette.length];
+      var at = function (point) { return pick(point) || {effect: null, ci_lower: null, ci_upper: null}; };
+      var stack = 'band:' + name;
+      names.push(name);
+      selected[name] = selectedNow;
+      series.push({name: name, type: 'line', color: color, symbolSize: 6, z: 3, id: 'effect:' + name,
+                   data: data.points.map(function (p) {
+                     var c = at(p);
+                     return {value: [p.at, c.effect], interval: [c.ci_lower, c.ci_upper]};
+                   })});
+      // The band is a stack of an invisible lower bound and the interval's width; 'all' stacks across zero.
+      series.push({name: name, type: 'line', color: color, stack: stack, stackStrategy: 'all', symbol: 'none',
+                   lineStyle: {opacity: 0}, tooltip: {show: false}, silent: true,
+                   data: data.points.map(function (p) { var c = at(p); return [p.at, c.ci_lower]; })});
+      series.push({name: name, type: 'line', color: color, stack: stack, stackStrategy: 'all', symbol: 'none',
+                   lineStyle: {opacity: 0}, areaStyle: {color: color, opacity: 0.18}, silent: true,
+                   data: data.points.map(function (p) {
+                     var c = at(p);
+                     return [p.at, c.ci_lower === null || c.ci_upper === null ? null : c.ci_upper - c.ci_lower];
+                   })});
+    }
+    function comparison(metrics, metricKey, variant) {
+      var m = metrics && metrics.filter(function (x) { return x.key === metricKey; })[0];
+      return m && m.comparisons.filter(function (x) { return x.variant === variant; })[0];
+    }
+    var heldOut = data.points.some(function (p) { return p.holdout; });
     data.metrics.forEach(function (metric) {
       data.variants.slice(1).forEach(function (variant) {
-        var name = metric.key + ' · ' + variant;
-        var color = palette[names.length % palette.length];
-        var at = function (point) {
-          var m = point.metrics.filter(function (x) { return x.key === metric.key; })[0];
-          var c = m && m.comparisons.filter(function (x) { return x.variant === variant; })[0];
-          return c || {effect: null, ci_lower: null, ci_upper: null};
-        };
-        var stack = 'band:' + name;
-        names.push(name);
-        selected[name] = metric.key === data.chart_metric;
-        series.push({name: name, type: 'line', color: color, symbolSize: 6, z: 3, id: 'effect:' + name,
-                     data: data.points.map(function (p) {
-                       var c = at(p);
-                       return {value: [p.at, c.effect], interval: [c.ci_lower, c.ci_upper]};
-                     })});
-        // The band is a stack of an invisible lower bound and the interval's width; 'all' stacks across zero.
-        series.push({name: name, type: 'line', color: color, stack: stack, stackStrategy: 'all', symbol: 'none',
-                     lineStyle: {opacity: 0}, tooltip: {show: false}, silent: true,
-                     data: data.points.map(function (p) { var c = at(p); return [p.at, c.ci_lower]; })});
-        series.push({name: name, type: 'line', color: color, stack: stack, stackStrategy: 'all', symbol: 'none',
-                     lineStyle: {opacity: 0}, areaStyle: {color: color, opacity: 0.18}, silent: true,
-                     data: data.points.map(function (p) {
-                       var c = at(p);
-                       return [p.at, c.ci_lower === null || c.ci_upper === null ? null : c.ci_upper - c.ci_lower];
-                     })});
+        add(metric.key + ' · ' + variant, metric.key === data.chart_metric, function (point) {
+          return comparison(point.metrics, metric.key, variant);
+        });
       });
+      if (heldOut) {  // the campaign against the held-out users, off until picked in the legend
+        add(metric.key + ' · ' + data.labels.all_vs_holdout, false, function (point) {
+          return point.holdout && comparison(point.holdout.metrics, metric.key, '(all variants)');
+        });
+      }
     });
     chart.setOption({
       animation: false,
