@@ -8,6 +8,12 @@
 - ``splitstream_p_value{experiment,variant,metric}``             its unadjusted two-sided p-value
 - ``splitstream_chance_to_win{experiment,variant,metric}``       Bayesian plans only: P(lift > 0)
 - ``splitstream_srm_p_value{experiment}``                        p-value of the sample-ratio check
+- ``splitstream_holdout_users{experiment}``                      held-out users (services/analyzer/holdout.py)
+- ``splitstream_holdout_effect{experiment,variant,metric}``      relative lift of each variant, and of the pooled
+                                                                 ``(all variants)``, over the held-out users
+- ``splitstream_holdout_effect_ci_lower`` / ``_ci_upper``, ``splitstream_holdout_p_value``  its interval and its
+                                                                 p-value (adjusted across the holdout table)
+- ``splitstream_holdout_srm_p_value{experiment}``                held-out against treated users, q : 1 − q
 - ``splitstream_gauge_refresh_errors_total``                     refreshes of one experiment (or of the listing)
                                                                  that failed; its series keep their last values
 
@@ -48,6 +54,16 @@ EFFECT_CI_UPPER: Final = Gauge("splitstream_effect_ci_upper", "Upper bound of th
 P_VALUE: Final = Gauge("splitstream_p_value", "Unadjusted two-sided p-value of the relative lift.", _CELL)
 CHANCE_TO_WIN: Final = Gauge("splitstream_chance_to_win", "Bayesian plans: P(lift > 0).", _CELL)
 SRM_P_VALUE: Final = Gauge("splitstream_srm_p_value", "p-value of the sample-ratio check.", ["experiment"])
+HOLDOUT_USERS: Final = Gauge("splitstream_holdout_users", "Held-out users of the experiment.", ["experiment"])
+HOLDOUT_EFFECT: Final = Gauge(
+    "splitstream_holdout_effect", "Relative lift of the variant (or all variants) over the held-out users.", _CELL
+)
+HOLDOUT_CI_LOWER: Final = Gauge("splitstream_holdout_effect_ci_lower", "Lower bound of the holdout lift.", _CELL)
+HOLDOUT_CI_UPPER: Final = Gauge("splitstream_holdout_effect_ci_upper", "Upper bound of the holdout lift.", _CELL)
+HOLDOUT_P_VALUE: Final = Gauge("splitstream_holdout_p_value", "p-value of the lift over the holdout.", _CELL)
+HOLDOUT_SRM_P_VALUE: Final = Gauge(
+    "splitstream_holdout_srm_p_value", "p-value of held-out against treated users, q : 1 - q.", ["experiment"]
+)
 REFRESH_ERRORS: Final = Counter(
     "splitstream_gauge_refresh_errors", "Experiment readouts (or registry listings) that failed to refresh."
 )
@@ -79,6 +95,19 @@ def samples_of(results: ExperimentResults) -> list[Sample]:
                 (P_VALUE, cell, comparison.p_value),
                 (CHANCE_TO_WIN, cell, comparison.chance_to_win),
             ]
+    holdout = results.holdout
+    if holdout is not None:
+        candidates += [(HOLDOUT_USERS, (key,), float(holdout.users)),
+                       (HOLDOUT_SRM_P_VALUE, (key,), holdout.srm.p_value if holdout.srm else None)]
+        for metric in holdout.metrics:
+            for comparison in metric.comparisons:
+                cell = (key, comparison.variant, metric.key)
+                candidates += [
+                    (HOLDOUT_EFFECT, cell, comparison.effect),
+                    (HOLDOUT_CI_LOWER, cell, comparison.ci_lower),
+                    (HOLDOUT_CI_UPPER, cell, comparison.ci_upper),
+                    (HOLDOUT_P_VALUE, cell, comparison.p_value),
+                ]
     return [
         Sample(gauge, labels, value)
         for gauge, labels, value in candidates

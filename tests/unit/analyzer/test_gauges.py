@@ -9,6 +9,12 @@ from services.analyzer.gauges import (
     EFFECT,
     EFFECT_CI_LOWER,
     EFFECT_CI_UPPER,
+    HOLDOUT_CI_LOWER,
+    HOLDOUT_CI_UPPER,
+    HOLDOUT_EFFECT,
+    HOLDOUT_P_VALUE,
+    HOLDOUT_SRM_P_VALUE,
+    HOLDOUT_USERS,
     METRIC_MEAN,
     P_VALUE,
     SRM_P_VALUE,
@@ -19,13 +25,21 @@ from services.analyzer.gauges import (
 from services.analyzer.schemas import (
     ComparisonOut,
     ExperimentResults,
+    HoldoutResults,
     MetricResultsOut,
     MetricVariantOut,
     SrmOut,
     VariantOut,
 )
 from services.analyzer.stats import Comparison, EffectKind, Method, Status
-from splitstream.experiment import AnalysisMethod, ExperimentStatus, MetricRole, MetricType, PValueCorrection
+from splitstream.experiment import (
+    HOLDOUT_ARM,
+    AnalysisMethod,
+    ExperimentStatus,
+    MetricRole,
+    MetricType,
+    PValueCorrection,
+)
 
 
 def _comparison(variant: str, effect: float | None, p_value: float | None, chance: float | None) -> ComparisonOut:
@@ -107,3 +121,33 @@ def test_chance_to_win_only_where_the_method_gives_it() -> None:
     assert _by_series(samples_of(bayesian))[cell] == 0.93
     assert (P_VALUE, ("checkout", "b", "revenue")) not in _by_series(samples_of(bayesian))
     assert cell not in _by_series(samples_of(frequentist))
+
+
+def test_the_campaign_against_its_holdout_is_a_family_of_its_own() -> None:
+    main = _results([_comparison("b", 0.1, 0.04, None)], srm_p_value=0.5, means=(1.0, 1.1))
+    against_holdout = MetricResultsOut(
+        key="revenue", type=MetricType.MEAN, event="purchase", role=MetricRole.SECONDARY,
+        variants=[MetricVariantOut(key=key, n=50, sum=1.0, mean=0.9, variance=None)
+                  for key in (HOLDOUT_ARM, "control", "b", "(all variants)")],
+        comparisons=[_comparison("control", 0.3, 0.002, None), _comparison("b", 0.4, 0.001, None),
+                     _comparison("(all variants)", 0.35, None, None)],
+    )
+    srm = SrmOut(p_value=0.42, statistic=None, dof=None, status="ok", reason=None)
+    results = main.model_copy(update={"holdout": HoldoutResults(
+        holdouts=["push"], expected_share=0.1, users=50, srm=srm, metrics=[against_holdout],
+    )})
+
+    series = _by_series(samples_of(results))
+
+    assert series[(HOLDOUT_USERS, ("checkout",))] == 50.0
+    assert series[(HOLDOUT_SRM_P_VALUE, ("checkout",))] == 0.42
+    pooled = ("checkout", "(all variants)", "revenue")
+    assert series[(HOLDOUT_EFFECT, pooled)] == 0.35
+    assert series[(HOLDOUT_CI_LOWER, pooled)] == against_holdout.comparisons[2].ci_lower
+    assert series[(HOLDOUT_CI_UPPER, pooled)] == against_holdout.comparisons[2].ci_upper
+    assert (HOLDOUT_P_VALUE, pooled) not in series  # no p-value, no series
+    assert series[(HOLDOUT_P_VALUE, ("checkout", "b", "revenue"))] == 0.001
+    # The variants' own lifts are untouched by the holdout family.
+    assert series[(EFFECT, ("checkout", "b", "revenue"))] == main.metrics[0].comparisons[0].effect
+    assert not [labels for gauge, labels in series if gauge is EFFECT and labels[1] == "(all variants)"]
+    assert (HOLDOUT_USERS, ("checkout",)) not in _by_series(samples_of(main))

@@ -65,7 +65,7 @@ def test_the_brief_s_readouts_are_on_the_dashboard(dashboard: dict[str, Any]) ->
     wanted = {
         "splitstream_effect", "splitstream_effect_ci_lower", "splitstream_effect_ci_upper", "splitstream_users",
         "splitstream_srm_p_value", "splitstream_http_requests_total", "splitstream_ingest_events_total",
-        "splitstream_consumer_lag",
+        "splitstream_consumer_lag", "splitstream_holdout_effect", "splitstream_holdout_users",
     }
     assert wanted - queried == set()
     variables = {variable["name"] for variable in dashboard["templating"]["list"]}
