@@ -37,7 +37,7 @@ from typing import Final
 import structlog
 from prometheus_client import Counter, Gauge
 
-from services.analyzer.schemas import ExperimentResults
+from services.analyzer.schemas import ExperimentResults, MetricResultsOut
 from services.analyzer.service import Overrides, ResultsService
 from splitstream.errors import NotFound
 from splitstream.experiment import Difference, ExperimentStatus
@@ -79,35 +79,37 @@ class Sample:
     value: float
 
 
+_Candidate = tuple[Gauge, tuple[str, ...], float | None]
+MAIN_LIFTS: Final = (EFFECT, EFFECT_CI_LOWER, EFFECT_CI_UPPER, P_VALUE)
+HOLDOUT_LIFTS: Final = (HOLDOUT_EFFECT, HOLDOUT_CI_LOWER, HOLDOUT_CI_UPPER, HOLDOUT_P_VALUE)
+
+
+def _lifts(family: tuple[Gauge, Gauge, Gauge, Gauge], key: str, metrics: list[MetricResultsOut]) -> list[_Candidate]:
+    """Each comparison's lift, interval bounds and p-value, in the gauges of ``family`` (in that order)."""
+    effect, lower, upper, p_value = family
+    candidates: list[_Candidate] = []
+    for metric in metrics:
+        for comparison in metric.comparisons:
+            cell = (key, comparison.variant, metric.key)
+            candidates += [(effect, cell, comparison.effect), (lower, cell, comparison.ci_lower),
+                           (upper, cell, comparison.ci_upper), (p_value, cell, comparison.p_value)]
+    return candidates
+
+
 def samples_of(results: ExperimentResults) -> list[Sample]:
     """Every series an experiment's results define; a None (or non-finite) value gives no series."""
     key = results.experiment
-    candidates: list[tuple[Gauge, tuple[str, ...], float | None]] = [(SRM_P_VALUE, (key,), results.srm.p_value)]
+    candidates: list[_Candidate] = [(SRM_P_VALUE, (key,), results.srm.p_value)]
     candidates += [(USERS, (key, variant.key), float(variant.users)) for variant in results.variants]
     for metric in results.metrics:
         candidates += [(METRIC_MEAN, (key, v.key, metric.key), v.mean) for v in metric.variants]
-        for comparison in metric.comparisons:
-            cell = (key, comparison.variant, metric.key)
-            candidates += [
-                (EFFECT, cell, comparison.effect),
-                (EFFECT_CI_LOWER, cell, comparison.ci_lower),
-                (EFFECT_CI_UPPER, cell, comparison.ci_upper),
-                (P_VALUE, cell, comparison.p_value),
-                (CHANCE_TO_WIN, cell, comparison.chance_to_win),
-            ]
+        candidates += [(CHANCE_TO_WIN, (key, c.variant, metric.key), c.chance_to_win) for c in metric.comparisons]
+    candidates += _lifts(MAIN_LIFTS, key, results.metrics)
     holdout = results.holdout
     if holdout is not None:
         candidates += [(HOLDOUT_USERS, (key,), float(holdout.users)),
                        (HOLDOUT_SRM_P_VALUE, (key,), holdout.srm.p_value if holdout.srm else None)]
-        for metric in holdout.metrics:
-            for comparison in metric.comparisons:
-                cell = (key, comparison.variant, metric.key)
-                candidates += [
-                    (HOLDOUT_EFFECT, cell, comparison.effect),
-                    (HOLDOUT_CI_LOWER, cell, comparison.ci_lower),
-                    (HOLDOUT_CI_UPPER, cell, comparison.ci_upper),
-                    (HOLDOUT_P_VALUE, cell, comparison.p_value),
-                ]
+        candidates += _lifts(HOLDOUT_LIFTS, key, holdout.metrics)
     return [
         Sample(gauge, labels, value)
         for gauge, labels, value in candidates
