@@ -1,7 +1,8 @@
 """The aggregation loop: read the events topic in batches, fold each batch into Redis, then commit its offsets.
 
-Exactly-once in effect: offsets are committed only after a batch is applied, so a crash in between redelivers
-it, and the fold script skips events it has already applied (their ``seen`` marks), so redelivery adds nothing.
+Exactly-once in effect: offsets are committed only after a batch is applied (one fold call is in flight while
+the next batch is fetched and decoded), so a crash in between redelivers it, and the fold script skips events it
+has already applied (their dedup marks), so redelivery adds nothing.
 
 Records that are not valid events go to the dead-letter topic, acknowledged before the batch's offsets are
 committed, so none is lost; a redelivered batch may set the same record aside twice (at-least-once there).
@@ -12,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 import structlog
@@ -20,7 +22,7 @@ from aiokafka.errors import KafkaError
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from services.collector.adapters.fold import FoldOutcome, StatisticsFolder
+from services.collector.adapters.fold import FoldOutcome, PendingFold, StatisticsFolder
 from services.collector.adapters.kafka import DeadLetterProducer, events_consumer
 from services.collector.config import CollectorSettings
 from services.collector.decoding import DeadLetter, DecodedBatch, EventRecord, decode_records
@@ -58,6 +60,16 @@ class PartitionView(Protocol):
 class DeadLetterSink(Protocol):
     async def send(self, letters: Sequence[DeadLetter]) -> None:
         """Return only once every letter is durable; raise otherwise."""
+
+
+@dataclass(frozen=True, slots=True)
+class _InFlight:
+    """A decoded batch whose fold call was written (``pending``; None if writing it failed) and not yet answered."""
+
+    batch: DecodedBatch
+    records: Sequence[EventRecord]
+    batches: Mapping[TopicPartition, Sequence[Any]]
+    pending: PendingFold | None
 
 
 class Aggregator:
@@ -107,23 +119,66 @@ class Aggregator:
         if consumer is None:
             return
         log.info("aggregator consuming", topic=self._settings.events_topic, group=self._settings.consumer_group)
+        # One fold call is in flight at a time: the next batch is fetched and decoded while Redis runs it.
+        in_flight: _InFlight | None = None
         try:
             while not self.stopping:
                 try:
                     batches = await consumer.getmany(
-                        timeout_ms=self._poll_timeout_ms, max_records=self._settings.consumer_batch_max
+                        timeout_ms=0 if in_flight else self._poll_timeout_ms,
+                        max_records=self._settings.consumer_batch_max,
                     )
                 except KafkaError as error:
                     log.warning("fetch failed; retrying", error=repr(error))
-                    await self._pause()
-                    continue
+                    batches = {}
+                    if in_flight is None:
+                        await self._pause()
                 records = [record for partition_records in batches.values() for record in partition_records]
-                if records and await self._handle_with_retries(records):
-                    await self._commit(consumer, batches)
+                decoded = decode_records(records) if records else None
+                if in_flight is not None:
+                    finished, in_flight = await self._finish(consumer, in_flight), None
+                    if not finished:
+                        break
+                if decoded is not None:
+                    in_flight = await self._start(decoded, records, batches)
+                    if in_flight is None:
+                        break
         finally:
+            if in_flight is not None:
+                await self._finish(consumer, in_flight)
             await consumer.stop()
             self._forget_lag()
             log.info("aggregator stopped")
+
+    async def _start(
+        self, batch: DecodedBatch, records: Sequence[EventRecord], batches: Mapping[TopicPartition, Sequence[Any]]
+    ) -> _InFlight | None:
+        """Set the batch's dead letters aside, then write its fold call; None if asked to stop first (the batch is
+        then redelivered to the next run)."""
+        if batch.dead_letters and not await self._retrying(lambda: self._set_aside(batch.dead_letters), records):
+            return None
+        try:
+            pending = await self._folder.send(batch.events, batch.arrivals_ms, poison=len(batch.dead_letters))
+        except _RETRIED as error:
+            log.warning("the fold call could not be sent; retrying", error=repr(error), records=len(records))
+            pending = None
+        return _InFlight(batch, records, batches, pending)
+
+    async def _finish(self, consumer: AIOKafkaConsumer, flight: _InFlight) -> bool:
+        """Read the fold's answer (folding the batch again, with retries, if it failed: a fold is idempotent), then
+        commit the batch's offsets; False if asked to stop before the batch was applied."""
+        outcome = None
+        if flight.pending is not None:
+            try:
+                outcome = await flight.pending.outcome()
+            except _RETRIED as error:
+                log.warning("a dependency is unavailable; retrying the batch", error=repr(error))
+        if outcome is not None:
+            self._count(outcome)
+        elif not await self._retrying(lambda: self._fold(flight.batch), flight.records):
+            return False
+        await self._commit(consumer, flight.batches)
+        return True
 
     async def _started(self, create: Callable[[], C], client_name: str) -> C | None:
         """A started client, retrying while Kafka is unreachable; None if asked to stop first."""
@@ -137,14 +192,6 @@ class Aggregator:
                 await client.stop()
                 await self._pause()
         return None
-
-    async def _handle_with_retries(self, records: Sequence[EventRecord]) -> bool:
-        """True once dead letters are acknowledged and events applied; False if asked to stop first (the batch is
-        then redelivered to the next run)."""
-        batch = decode_records(records)
-        if batch.dead_letters and not await self._retrying(lambda: self._set_aside(batch.dead_letters), records):
-            return False
-        return await self._retrying(lambda: self._fold(batch), records)
 
     async def _retrying(self, step: Callable[[], Awaitable[object]], records: Sequence[EventRecord]) -> bool:
         while True:
@@ -173,11 +220,14 @@ class Aggregator:
 
     async def _fold(self, batch: DecodedBatch) -> FoldOutcome:
         outcome = await self._folder.apply(batch.events, batch.arrivals_ms, poison=len(batch.dead_letters))
+        self._count(outcome)
+        return outcome
+
+    def _count(self, outcome: FoldOutcome) -> None:
         CONSUMER_EVENTS.labels(outcome="applied").inc(outcome.applied)
         CONSUMER_EVENTS.labels(outcome="duplicate").inc(outcome.duplicates)
         CONSUMER_EVENTS.labels(outcome="orphan").inc(outcome.orphan_exposures)
         log.debug("batch applied", outcome=outcome)
-        return outcome
 
     async def _commit(self, consumer: AIOKafkaConsumer, batches: Mapping[TopicPartition, Sequence[Any]]) -> None:
         offsets = {partition: records[-1].offset + 1 for partition, records in batches.items() if records}

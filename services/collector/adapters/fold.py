@@ -11,10 +11,12 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib.resources import files
-from typing import Final
+from typing import Any, Final
 
 import orjson
 from redis.asyncio import Redis
+from redis.asyncio.connection import AbstractConnection
+from redis.exceptions import NoScriptError, ResponseError
 
 from services.collector.decoding import arrival_ms
 from splitstream.events import Exposure, TrackEvent
@@ -85,12 +87,50 @@ def script_fields(
     )
 
 
+class PendingFold:
+    """A fold call written to Redis whose answer is still to be read: the consumer decodes its next batch meanwhile
+    (Redis runs the script while Python works). Read it with :meth:`outcome`, exactly once."""
+
+    def __init__(
+        self, folder: StatisticsFolder, connection: AbstractConnection, args: list[str | bytes], poison: int
+    ) -> None:
+        self._folder = folder
+        self._connection = connection
+        self._args = args
+        self._poison = poison
+
+    async def outcome(self) -> FoldOutcome:
+        pool = self._folder.redis.connection_pool
+        try:
+            reply = await self._connection.read_response()
+        except NoScriptError:
+            # Redis does not have the script (first use, a restart, SCRIPT FLUSH) and ran nothing: run it through
+            # redis-py, which loads it and calls again.
+            await pool.release(self._connection)
+            return _outcome(await self._folder.script(keys=[], args=self._args), self._poison)
+        except ResponseError:  # the connection itself is sound
+            await pool.release(self._connection)
+            raise
+        except BaseException:
+            await self._connection.disconnect()
+            await pool.release(self._connection)
+            raise
+        await pool.release(self._connection)
+        return _outcome(reply, self._poison)
+
+
+def _outcome(reply: Any, poison: int) -> FoldOutcome:
+    applied, duplicates, orphans, overflow = reply
+    return FoldOutcome(int(applied), int(duplicates), int(orphans), int(overflow), poison)
+
+
 class StatisticsFolder:
     def __init__(
         self, redis: Redis, keys: RedisKeys, *, dedup_ttl_seconds: int, pending_ttl_seconds: int,
         pending_max_events: int, lateness_seconds: int, max_segment_values: int = DEFAULT_MAX_SEGMENT_VALUES,
     ) -> None:
-        self._script = redis.register_script(FOLD_SCRIPT)
+        self.redis = redis
+        self.script = redis.register_script(FOLD_SCRIPT)
         self._prefix = keys.prefix
         self._limits = {
             "dedup_ttl_seconds": dedup_ttl_seconds, "pending_ttl_seconds": pending_ttl_seconds,
@@ -103,8 +143,23 @@ class StatisticsFolder:
     ) -> FoldOutcome:
         """Fold ``events`` (which arrived at ``arrivals_ms``, index for index) in order and count ``poison``
         undecodable records, in one atomic script call."""
+        return await (await self.send(events, arrivals_ms, poison=poison)).outcome()
+
+    async def send(
+        self, events: Sequence[Exposure | TrackEvent], arrivals_ms: Sequence[int], *, poison: int = 0
+    ) -> PendingFold:
+        """Write the call of :meth:`apply` to Redis now, on a connection of its own, and return without its
+        answer."""
         args: list[str | bytes] = [*script_header(self._prefix, **self._limits, poison=poison)]
         for event, arrived_ms in zip(events, arrivals_ms, strict=True):
             args.extend(script_fields(event, arrived_ms))
-        applied, duplicates, orphans, overflow = await self._script(keys=[], args=args)
-        return FoldOutcome(int(applied), int(duplicates), int(orphans), int(overflow), poison)
+        pool = self.redis.connection_pool
+        # redis-py leaves get_connection untyped (its deprecation decorator); it is the public way to hold one.
+        connection: AbstractConnection = await pool.get_connection()  # type: ignore[no-untyped-call]
+        try:
+            await connection.send_command("EVALSHA", self.script.sha, 0, *args)
+        except BaseException:
+            await connection.disconnect()
+            await pool.release(connection)
+            raise
+        return PendingFold(self, connection, args, poison)

@@ -78,3 +78,28 @@ async def test_one_call_and_one_call_per_event_store_the_same_bytes(
     assert whole == each == sevens
     control = whole[":exp:{batching}:v:control"]
     assert b"." in control[b"revenue:sum"] and b"." not in control[b"bought:sum"]  # both kinds were exercised
+
+
+async def test_a_call_written_ahead_answers_like_one_awaited_and_survives_redis_losing_its_scripts(
+    settings: CollectorSettings, redis: Redis
+) -> None:
+    events = stream(seed=4)
+    arrived = time.time_ns() // 1_000_000
+    stored = []
+    for run in ("awaited", "ahead"):
+        keys = RedisKeys(f"{settings.redis_keys.prefix}-{run}")
+        assert await ExperimentRegistry(redis, keys).create(the_experiment())
+        folder = statistics_folder(settings, redis, keys)
+        await redis.script_flush()  # the first call of each run finds no script loaded
+        halves = (events[:100], events[100:])
+        if run == "awaited":
+            outcomes = [await folder.apply(half, [arrived] * len(half)) for half in halves]
+        else:
+            first = await folder.send(halves[0], [arrived] * len(halves[0]))
+            outcomes = [await first.outcome()]
+            second = await folder.send(halves[1], [arrived] * len(halves[1]))
+            outcomes.append(await second.outcome())
+        assert sum(outcome.applied for outcome in outcomes) == len(events)
+        stored.append(await _statistics(redis, keys))
+
+    assert stored[0] == stored[1] and len(stored[0]) == 6
