@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 from redis.asyncio import Redis
 
+from services.collector.adapters.fold import StatisticsFolder
 from services.collector.aggregator import statistics_folder
 from services.collector.config import CollectorSettings
 from splitstream.events import Exposure, TrackEvent
@@ -58,6 +59,13 @@ async def _statistics(redis: Redis, keys: RedisKeys) -> dict[str, dict[bytes, by
     return {name.removeprefix(keys.prefix): await redis.hgetall(name) for name in wanted}
 
 
+async def _fresh_folder(settings: CollectorSettings, redis: Redis, run: str) -> tuple[RedisKeys, StatisticsFolder]:
+    """A prefix of its own for ``run``, holding the experiment, and a folder writing under it."""
+    keys = RedisKeys(f"{settings.redis_keys.prefix}-{run}")
+    assert await ExperimentRegistry(redis, keys).create(the_experiment())
+    return keys, statistics_folder(settings, redis, keys)
+
+
 async def test_one_call_and_one_call_per_event_store_the_same_bytes(
     settings: CollectorSettings, redis: Redis
 ) -> None:
@@ -65,9 +73,7 @@ async def test_one_call_and_one_call_per_event_store_the_same_bytes(
     arrived = time.time_ns() // 1_000_000
     stored = []
     for run, size in (("whole", len(events)), ("each", 1), ("sevens", 7)):
-        keys = RedisKeys(f"{settings.redis_keys.prefix}-{run}")
-        assert await ExperimentRegistry(redis, keys).create(the_experiment())
-        folder = statistics_folder(settings, redis, keys)
+        keys, folder = await _fresh_folder(settings, redis, run)
         for start in range(0, len(events), size):
             batch = events[start:start + size]
             await folder.apply(batch, [arrived] * len(batch))
@@ -87,9 +93,7 @@ async def test_a_call_written_ahead_answers_like_one_awaited_and_survives_redis_
     arrived = time.time_ns() // 1_000_000
     stored = []
     for run in ("awaited", "ahead"):
-        keys = RedisKeys(f"{settings.redis_keys.prefix}-{run}")
-        assert await ExperimentRegistry(redis, keys).create(the_experiment())
-        folder = statistics_folder(settings, redis, keys)
+        keys, folder = await _fresh_folder(settings, redis, run)
         await redis.script_flush()  # the first call of each run finds no script loaded
         halves = (events[:100], events[100:])
         if run == "awaited":
