@@ -136,8 +136,8 @@ class Aggregator:
                 records = [record for partition_records in batches.values() for record in partition_records]
                 decoded = decode_records(records) if records else None
                 if in_flight is not None:
-                    finished, in_flight = await self._finish(consumer, in_flight), None
-                    if not finished:
+                    flight, in_flight = in_flight, None  # finished once, even if finishing raises
+                    if not await self._finish(consumer, flight):
                         break
                 if decoded is not None:
                     in_flight = await self._start(decoded, records, batches)
