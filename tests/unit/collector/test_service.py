@@ -162,6 +162,20 @@ def test_timestamps_older_than_the_past_bound_are_rejected_naming_it() -> None:
     ]
 
 
+def test_a_batch_with_a_schema_error_is_checked_item_by_item_with_the_same_outcome_for_each() -> None:
+    beyond = purchase(1, timestamp=(NOW + SKEW + timedelta(seconds=1)).isoformat())
+    items = [purchase(0), beyond, purchase(2, value="lots"), purchase(3)]
+
+    mixed = check(items)
+    alone = [check([item]) for item in items]
+
+    assert [e.event_id for e in mixed.valid] == ["e0", "e3"] and mixed.indexes == [0, 3]
+    assert [(r.index, r.field) for r in mixed.rejected] == [(1, "events.1.timestamp"), (2, "events.2.value")]
+    # Whether the batch was checked in one call or item by item, each item fares the same.
+    assert [r.reason for r in mixed.rejected] == [alone[1].rejected[0].reason, alone[2].rejected[0].reason]
+    assert mixed.valid == [alone[0].valid[0], alone[3].valid[0]]
+
+
 def test_valid_events_carry_the_receive_time_whatever_the_client_sent_in_its_place() -> None:
     items = [purchase(0), purchase(1, received_at="1999-01-01T00:00:00Z"), purchase(2, received_at=[])]
 
