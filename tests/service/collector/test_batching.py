@@ -86,24 +86,25 @@ async def test_one_call_and_one_call_per_event_store_the_same_bytes(
     assert b"." in control[b"revenue:sum"] and b"." not in control[b"bought:sum"]  # both kinds were exercised
 
 
-async def test_a_call_written_ahead_answers_like_one_awaited_and_survives_redis_losing_its_scripts(
+async def test_a_fold_call_written_ahead_survives_redis_losing_its_scripts(
     settings: CollectorSettings, redis: Redis
 ) -> None:
+    """Redis answers NOSCRIPT when its scripts are gone (a restart, SCRIPT FLUSH) and runs nothing; the folder then
+    loads the script and calls again, so the batch lands once."""
     events = stream(seed=4)
     arrived = time.time_ns() // 1_000_000
+    halves = (events[:100], events[100:])
     stored = []
-    for run in ("awaited", "ahead"):
+    for run in ("scripts-kept", "scripts-lost"):
         keys, folder = await _fresh_folder(settings, redis, run)
-        await redis.script_flush()  # the first call of each run finds no script loaded
-        halves = (events[:100], events[100:])
-        if run == "awaited":
-            outcomes = [await folder.apply(half, [arrived] * len(half)) for half in halves]
-        else:
-            first = await folder.send(halves[0], [arrived] * len(halves[0]))
-            outcomes = [await first.outcome()]
-            second = await folder.send(halves[1], [arrived] * len(halves[1]))
-            outcomes.append(await second.outcome())
-        assert sum(outcome.applied for outcome in outcomes) == len(events)
+        outcomes = []
+        for half in halves:
+            if run == "scripts-lost":
+                await redis.script_flush()
+            pending = await folder.send(half, [arrived] * len(half))
+            outcomes.append(await pending.outcome())
+        assert [outcome.applied for outcome in outcomes] == [len(half) for half in halves]
+        assert await redis.script_exists(folder.script.sha) == [True]
         stored.append(await _statistics(redis, keys))
 
     assert stored[0] == stored[1] and len(stored[0]) == 6
