@@ -29,10 +29,10 @@ Steps (each refusal happens before anything is written):
 
 What "identical" means. Everything per user is identical, and so is every integer: counts, users, counters, and
 Σy, Σy² of whole-number values. The variant and segment sums of fractional values are sums over users of several
-partitions: Redis adds them in long double, so the order of addition shows in their last digits, and the live
-consumer's interleaving of partitions (fetch timing, one process or several) cannot be replayed. With one
-partition the order, hence every digit, is the same; with several, such a sum may differ in its last digits (about
-1e-18 relative; as the analyzer reads it, a float64, it is then equal or one ulp apart).
+partitions: the fold adds them in double arithmetic, so the order of addition shows in their last digits, and the
+live consumer's interleaving of partitions (fetch timing, one process or several) cannot be replayed. With one
+partition the order, hence every digit, is the same; with several, such a sum may differ in its last bits (a few
+ulps, about 1e-16 relative).
 
 Not reproduced: redeliveries the live consumer skipped (``stats:duplicates`` counts only the topic's own repeats),
 and anything that depended on the wall clock of the live fold: a pending list or dedup mark that had expired when

@@ -5,10 +5,10 @@ that arrive before their exposure, an exposure to an unknown experiment and unde
 the prefix is then read (strings, hashes, sets, lists, whether each expires), the derived keys damaged, the topic
 replayed by the rebuild: every key must read back as before, byte for byte.
 
-Fractional values are replayed on a one-partition topic: Redis sums floats in long double, so a sum over users of
-several partitions depends on how the partitions interleaved, which the live consumer's fetches decided and no
-replay can repeat (services/collector/rebuild.py). On four partitions the values are whole numbers, whose sums
-are exact in any order, so equality is still byte for byte there.
+Fractional values are replayed on a one-partition topic: a float sum's last bits depend on the order of its terms,
+so a sum over users of several partitions depends on how the partitions interleaved, which the live consumer's
+fetches decided and no replay can repeat (services/collector/rebuild.py). On four partitions the values are whole
+numbers, whose sums are exact in any order, so equality is still byte for byte there.
 """
 
 from __future__ import annotations

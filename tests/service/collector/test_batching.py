@@ -1,5 +1,6 @@
-"""However a stream of events is cut into fold calls, every statistic is stored byte for byte the same: whole-number
-additions are summed within a call and written once, fractional ones go at once and in order."""
+"""However a stream of events is cut into fold calls, every statistic is stored byte for byte the same: each call
+adds to its copy of a sum in double arithmetic, event by event in order, and writes the sum once, in text that reads
+back exactly."""
 
 from __future__ import annotations
 

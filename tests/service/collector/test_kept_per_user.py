@@ -66,6 +66,9 @@ async def test_dedup_marks_share_a_hash_per_user_and_outlive_the_dedup_window_on
     marks = {field for field, value in state.items() if b":" not in value}  # the rest are daily totals
     assert len(marks) == 63 and dedup_mark("purchase-ann-0") not in marks
     assert dedup_mark("purchase-ann-1") in marks
+    # The daily totals of all 64 purchases survive the sweep that happened part-way through the second call.
+    days = [entry.split(b":")[1].split(b",") for entry in state[b"purchase"].split(b";")]
+    assert sum(float(total) for total, _ in days) == 64 * 3.0 and sum(int(count) for _, count in days) == 64
     # The daily totals keep the state longer than the dedup window: as long as CUPED can look back.
     assert await redis.ttl(settings.redis_keys.user_state("ann")) > 2 * 3600
     again = await folder.apply([_event("ann", "purchase", 5), _event("ann", "purchase", 0)], [start + 3 * hour] * 2)

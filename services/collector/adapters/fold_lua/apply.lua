@@ -11,7 +11,7 @@ local function replay_pending(experiment, user, user_hash, variant, exposed_at, 
     if name and happened_at and (tonumber(arrived) or happened_at) >= earliest_arrival then
       for _, target in ipairs(metrics_fed_by(name)) do
         if target.experiment == experiment and attributed(experiment, target.metric, exposed_at, happened_at) then
-          local stored = redis.call('HMGET', user_hash, user_fields(target.metric, target.role))
+          local stored = read_fields(user_hash, {user_fields(target.metric, target.role)})
           fold(experiment, user_hash, variant, target.metric, target.role, value, stored[1], stored[2])
         end
       end
@@ -27,11 +27,14 @@ local function apply_exposure(user, experiment, variant, ts, arrived, attributes
     return
   end
   local user_hash = user_key(experiment, user)
-  if redis.call('EXISTS', user_hash) == 1 then
+  -- A user hash always holds its variant: without one, there is no hash yet.
+  if read_fields(user_hash, {'variant'})[1] then
     return -- the first exposure wins
   end
-  redis.call('HSET', user_hash, 'variant', variant, 'ts', ts)
-  defer(variant_key(experiment, variant), 'users', 1)
+  start_copy(user_hash)
+  write_field(user_hash, 'variant', variant)
+  write_field(user_hash, 'ts', ts)
+  add_sum(variant_key(experiment, variant), 'users', 1)
   enter_segments(experiment, user_hash, variant, attributes_json)
   enter_covariates(experiment, user, user_hash, variant, tonumber(ts))
   replay_pending(experiment, user, user_hash, variant, tonumber(ts), tonumber(arrived))
@@ -53,7 +56,7 @@ local function apply_track_event(user, name, value, ts, arrived)
   for _, target in ipairs(targets) do
     local user_hash = user_key(target.experiment, user)
     -- The exposure and the user's numbers the update needs, in one round trip.
-    local row = redis.call('HMGET', user_hash, 'variant', 'ts', user_fields(target.metric, target.role))
+    local row = read_fields(user_hash, {'variant', 'ts', user_fields(target.metric, target.role)})
     if not (row[1] and row[2]) then
       waiting = true
     elseif attributed(target.experiment, target.metric, tonumber(row[2]), happened_at) then
@@ -83,7 +86,8 @@ for i = FIRST_EVENT, #ARGV, FIELDS_PER_EVENT do
   end
 end
 
-flush_deferred()
+flush()
+keep_user_states()
 redis.call('INCRBY', stats_key('applied'), applied)
 redis.call('INCRBY', stats_key('duplicates'), duplicates)
 redis.call('INCRBY', stats_key('orphan_exposures'), orphans)

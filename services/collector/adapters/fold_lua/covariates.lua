@@ -69,13 +69,13 @@ local function record_daily_total(user, name, value, happened_at, arrived_at)
   local oldest_day = math.floor(arrived_at / MS_PER_DAY) - covariate_days_kept - 1
   if day < oldest_day or not v then return end
   local state = state_of(user)
-  local raw = redis.call('HGET', state.key, name)
-  local updated = with_event(raw, day, v, oldest_day)
+  local raw = read_fields(state.key, {name})[1]
+  local updated = with_event(raw or nil, day, v, oldest_day)
   if updated == nil then
     overflow = overflow + 1
     return
   end
-  redis.call('HSET', state.key, name, updated)
+  write_field(state.key, name, updated)
   keep_for(state, (covariate_days_kept + 2) * SECONDS_PER_DAY)
   if not raw then field_added(state, arrived_at) end
 end
@@ -89,7 +89,7 @@ local function enter_covariates(experiment, user, user_hash, variant, exposed_at
   local first_day = exposure_day - plan.lookback
   local names = {}
   for index, metric in ipairs(plan.metrics) do names[index] = metric.event end
-  local stored = redis.call('HMGET', user_state_key(user), unpack(names))
+  local stored = read_fields(user_state_key(user), names)
   local totals = {}
   for index, metric in ipairs(plan.metrics) do
     local event_totals = totals[metric.event]
@@ -112,7 +112,7 @@ local function enter_covariates(experiment, user, user_hash, variant, exposed_at
     end
     if x ~= 0 and add_to_stats(experiment, user_hash, variant,
                                {{metric.key .. ':xsum', x}, {metric.key .. ':xsumsq', x * x}}) then
-      redis.call('HSET', user_hash, 'x:' .. metric.key, x)
+      write_field(user_hash, 'x:' .. metric.key, x)
     end
   end
 end

@@ -108,38 +108,6 @@ local function finite(x)
   return x == x and x ~= math.huge and x ~= -math.huge
 end
 
--- Whole-number additions to the statistics are summed here and written once per hash and field when the call ends
--- (flush_deferred): whole numbers below 2^53 add exactly in any grouping, so what is stored is what adding them one
--- by one stores, at one write per field per call instead of one per event. Fractional additions go at once, in order
--- (statistics part), after any deferred amount of that field.
-local EXACT_INTEGERS = 2 ^ 53
-local deferred = {}
-local function defer(target, field, delta)
-  local owed = deferred[target]
-  if owed == nil then
-    owed = {}
-    deferred[target] = owed
-  end
-  owed[field] = (owed[field] or 0) + delta
-end
-
--- Removes and returns what is deferred for one field, or nil.
-local function take_deferred(target, field)
-  local owed = deferred[target]
-  local amount = owed and owed[field]
-  if amount then owed[field] = nil end
-  return amount
-end
-
-local function flush_deferred()
-  for target, owed in pairs(deferred) do
-    for field, amount in pairs(owed) do
-      if amount ~= 0 then redis.call('HINCRBYFLOAT', target, field, amount) end
-    end
-  end
-  deferred = {}
-end
-
 -- The shortest decimal text that reads back as exactly x (at most 17 significant digits).
 local function exact_text(x)
   for digits = 15, 16 do
@@ -147,6 +115,92 @@ local function exact_text(x)
     if tonumber(text) == x then return text end
   end
   return string.format('%.17g', x)
+end
+
+-- A per-call copy of hashes this call reads and writes: each field is read at most once, every change is made to
+-- the copy, and the changed fields are written with one HSET per hash when the call ends (flush). The script runs
+-- atomically, so nobody sees the hash between. Hashes and fields are written in the order they first changed, so
+-- the stored bytes do not depend on table iteration order.
+local copies, copy_order = {}, {}
+local function copy_of(key)
+  local copy = copies[key]
+  if copy == nil then
+    copy = {values = {}, changed = {}, order = {}, fresh = false}
+    copies[key] = copy
+    table.insert(copy_order, key)
+  end
+  return copy
+end
+
+-- The values of fields (false when absent), reading the ones not known yet with one HMGET.
+local function read_fields(key, fields)
+  local copy = copy_of(key)
+  local values = copy.values
+  if not copy.fresh then
+    local missing = {}
+    for _, field in ipairs(fields) do
+      if values[field] == nil then table.insert(missing, field) end
+    end
+    if #missing > 0 then
+      local read = redis.call('HMGET', key, unpack(missing))
+      for index, field in ipairs(missing) do values[field] = read[index] end
+    end
+  end
+  local row = {}
+  for index, field in ipairs(fields) do row[index] = values[field] or false end
+  return row
+end
+
+local function write_field(key, field, value)
+  local copy = copy_of(key)
+  if not copy.changed[field] then
+    copy.changed[field] = true
+    table.insert(copy.order, field)
+  end
+  copy.values[field] = value
+end
+
+-- Marks a hash known not to exist: none of its fields needs reading.
+local function start_copy(key)
+  copy_of(key).fresh = true
+end
+
+-- The statistics hashes (variants, segments) hold sums only: read whole at first touch, each addition made to the
+-- copy in double arithmetic and in event order, so what is stored depends on the events and their order alone, not
+-- on how they were cut into calls.
+local function sums_of(key)
+  local copy = copies[key]
+  if copy == nil then
+    copy = copy_of(key)
+    local flat = redis.call('HGETALL', key)
+    for index = 1, #flat, 2 do copy.values[flat[index]] = tonumber(flat[index + 1]) or 0 end
+    copy.sums = true
+  end
+  return copy.values
+end
+
+local function add_sum(key, field, delta)
+  local sums = sums_of(key)
+  write_field(key, field, (sums[field] or 0) + delta)
+end
+
+-- Writes the changed fields of the call's copy of one hash and forgets the copy.
+local function flush_copy(key)
+  local copy = copies[key]
+  if copy == nil then return end
+  copies[key] = nil
+  if #copy.order == 0 then return end
+  local args = {}
+  for _, field in ipairs(copy.order) do
+    table.insert(args, field)
+    table.insert(args, copy.sums and exact_text(copy.values[field]) or copy.values[field])
+  end
+  redis.call('HSET', key, unpack(args))
+end
+
+local function flush()
+  for _, key in ipairs(copy_order) do flush_copy(key) end
+  copy_order = {}
 end
 
 -- What one event adds to a total: its value, or 1 when it has none.

@@ -3,50 +3,17 @@
 -- Adds each {field, delta} of increments to the variant's statistics and to its segments' among the user's, or none
 -- of them: a delta that is not finite, or that would take the variant's sum past the float range, skips the whole
 -- update (counted in overflow, and the caller leaves the user's totals as they were). Returns whether it applied.
--- The sums this call has seen, read once per hash and field and kept up to date here (only this script writes them,
--- and nothing else runs while it does): what the overflow check compares against, and whether a field is whole.
-local known_sums = {}
-local function sums_of(key, increments)
-  local known = known_sums[key]
-  if known == nil then
-    known = {}
-    known_sums[key] = known
-  end
-  local missing = {}
-  for _, increment in ipairs(increments) do
-    if known[increment[1]] == nil then table.insert(missing, increment[1]) end
-  end
-  if #missing > 0 then
-    local values = redis.call('HMGET', key, unpack(missing))
-    for index, field in ipairs(missing) do known[field] = tonumber(values[index] or '0') end
-  end
-  return known
-end
-
 local function add_to_stats(experiment, user_hash, variant, increments)
-  local sums = sums_of(variant_key(experiment, variant), increments)
+  local sums = sums_of(variant_key(experiment, variant))
   for _, increment in ipairs(increments) do
-    if not (finite(increment[2]) and finite(sums[increment[1]] + increment[2])) then
+    if not (finite(increment[2]) and finite((sums[increment[1]] or 0) + increment[2])) then
       overflow = overflow + 1
       return false
     end
   end
-  -- The variant's hash comes first among the targets: its known sums are those just checked.
   for _, target in ipairs(stats_targets(experiment, user_hash, variant)) do
-    local known = sums_of(target, increments)
     for _, increment in ipairs(increments) do
-      local field, delta = increment[1], increment[2]
-      if delta ~= 0 then
-        local before = known[field]
-        known[field] = before + delta
-        if delta % 1 == 0 and before % 1 == 0 and math.abs(known[field]) < EXACT_INTEGERS then
-          defer(target, field, delta)
-        else
-          local owed = take_deferred(target, field)
-          if owed then redis.call('HINCRBYFLOAT', target, field, owed) end
-          redis.call('HINCRBYFLOAT', target, field, delta)
-        end
-      end
+      if increment[2] ~= 0 then add_sum(target, increment[1], increment[2]) end
     end
   end
   return true
@@ -79,7 +46,7 @@ local function fold_value(experiment, user_hash, variant, metric, metric_type, v
     table.insert(increments, {metric .. ':xy', other * delta})
   end
   if finite(new) and add_to_stats(experiment, user_hash, variant, increments) then
-    redis.call('HSET', user_hash, total_field, new)
+    write_field(user_hash, total_field, new)
   end
 end
 
@@ -95,7 +62,7 @@ local function fold_denominator(experiment, user_hash, variant, metric, aggregat
     {metric .. ':md', tonumber(numerator or '0') * step},
   }
   if finite(new) and add_to_stats(experiment, user_hash, variant, increments) then
-    redis.call('HSET', user_hash, total_field, new)
+    write_field(user_hash, total_field, new)
   end
 end
 

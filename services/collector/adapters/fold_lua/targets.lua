@@ -7,7 +7,7 @@ local function stats_targets(experiment, user_hash, variant)
   if #dimensions > 0 then
     local fields = {}
     for index, dimension in ipairs(dimensions) do fields[index] = 's:' .. dimension end
-    local values = redis.call('HMGET', user_hash, unpack(fields))
+    local values = read_fields(user_hash, fields)
     for index, dimension in ipairs(dimensions) do
       if values[index] then table.insert(targets, segment_key(experiment, dimension, values[index], variant)) end
     end
@@ -43,8 +43,8 @@ local function enter_segments(experiment, user_hash, variant, attributes_json)
       if redis.call('SCARD', values) >= max_segment_values then value = OTHER_VALUES end
       redis.call('SADD', values, value)
     end
-    redis.call('HSET', user_hash, 's:' .. dimension, value)
-    defer(segment_key(experiment, dimension, value, variant), 'users', 1)
+    write_field(user_hash, 's:' .. dimension, value)
+    add_sum(segment_key(experiment, dimension, value, variant), 'users', 1)
   end
 end
 

@@ -1,24 +1,38 @@
 -- fold.lua, part 3 of 7: each user's state shared by all experiments, one hash: dedup marks (mark -> hour of
 -- arrival) and daily totals (event name -> "{day}:{sum},{count};...", the covariates part keeps them).
 
--- What this call knows of each user state it touched, read once: the key, its field count and its time to live.
--- The whole call happens at one instant and nothing else runs meanwhile, so both stay exact as this call writes.
+-- What this call knows of each user state it touched: the key, its field count (read once, then counted here: the
+-- call happens at one instant and nothing else runs meanwhile), whether it was new, and the longest time to live an
+-- event asked for, set once per call (keep_user_states). The daily totals are read and written through the call's
+-- copy of the hash (prelude); the marks go to Redis at once.
 local user_states = {}
 local function state_of(user)
   local state = user_states[user]
   if state == nil then
     local key = user_state_key(user)
-    state = {key = key, size = redis.call('HLEN', key), ttl = redis.call('TTL', key)}
+    local size = redis.call('HLEN', key)
+    state = {key = key, size = size, new = size == 0, keep = 0}
     user_states[user] = state
   end
   return state
 end
 
--- Keeps the state at least ttl seconds from now (TTL is -1 without an expiry, -2 before the key existed).
+-- Keeps the state at least ttl seconds from the call's end.
 local function keep_for(state, ttl)
-  if state.ttl < ttl then
-    redis.call('EXPIRE', state.key, ttl)
-    state.ttl = ttl
+  if ttl > state.keep then state.keep = ttl end
+end
+
+-- Every state the call wrote to lives at least as long as its events asked for: a new one gets that time to live,
+-- an older one (it always has one: every call that writes a state sets it) is only ever lengthened (GT).
+local function keep_user_states()
+  for _, state in pairs(user_states) do
+    if state.keep > 0 then
+      if state.new then
+        redis.call('EXPIRE', state.key, state.keep)
+      else
+        redis.call('EXPIRE', state.key, state.keep, 'GT')
+      end
+    end
   end
 end
 
@@ -29,6 +43,7 @@ end
 local function field_added(state, now_ms)
   state.size = state.size + 1
   if state.size % PRUNE_EVERY ~= 0 then return end
+  flush_copy(state.key) -- the sweep reads and deletes in Redis itself
   local marks_before = now_ms - dedup_ttl * 1000
   local oldest_day = math.floor(now_ms / MS_PER_DAY) - covariate_days_kept - 1
   local fields = redis.call('HGETALL', state.key)
