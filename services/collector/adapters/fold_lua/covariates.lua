@@ -110,9 +110,9 @@ local function enter_covariates(experiment, user, user_hash, variant, exposed_at
     elseif metric.cap then
       x = math.min(x, metric.cap)
     end
-    if x ~= 0 and add_to_stats(experiment, user_hash, variant,
-                               {{metric.key .. ':xsum', x}, {metric.key .. ':xsumsq', x * x}}) then
-      write_field(user_hash, 'x:' .. metric.key, x)
+    local names = names_of(metric.key)
+    if x ~= 0 and add_to_stats(experiment, user_hash, variant, {{names.xsum, x}, {names.xsumsq, x * x}}) then
+      write_field(user_hash, names.x, x)
     end
   end
 end

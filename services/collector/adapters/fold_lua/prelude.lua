@@ -104,6 +104,21 @@ local function segment_key(scope, dimension, value, variant)
 end
 local function segment_values_key(scope, dimension) return scope_key(scope) .. ':segvals:' .. dimension end
 
+-- The field names of one metric in the user and statistics hashes (splitstream/keys.py), built once per call.
+local metric_names = {}
+local function names_of(metric)
+  local names = metric_names[metric]
+  if names == nil then
+    names = {
+      m = 'm:' .. metric, d = 'd:' .. metric, x = 'x:' .. metric, sum = metric .. ':sum', sumsq = metric .. ':sumsq',
+      md = metric .. ':md', xy = metric .. ':xy', dsum = metric .. ':dsum', dsumsq = metric .. ':dsumsq',
+      xsum = metric .. ':xsum', xsumsq = metric .. ':xsumsq',
+    }
+    metric_names[metric] = names
+  end
+  return names
+end
+
 local function finite(x)
   return x == x and x ~= math.huge and x ~= -math.huge
 end

@@ -25,7 +25,7 @@ end
 -- T_old -> T_new, Σy gains y(T_new) − y(T_old) and Σy² gains y(T_new)² − y(T_old)², so both stay sums over users
 -- of their (capped) totals; Σx·y gains x·Δy and a ratio's Σm·d gains Δm·d.
 local function fold_value(experiment, user_hash, variant, metric, metric_type, value, own, other_raw)
-  local total_field = 'm:' .. metric
+  local names = names_of(metric)
   local other = tonumber(other_raw or '0')
   local old, new, y_old, y_new
   if metric_type == 'binomial' then
@@ -39,14 +39,14 @@ local function fold_value(experiment, user_hash, variant, metric, metric_type, v
     if cap then y_old, y_new = math.min(old, cap), math.min(new, cap) end
   end
   local delta = y_new - y_old
-  local increments = {{metric .. ':sum', delta}, {metric .. ':sumsq', y_new * y_new - y_old * y_old}}
+  local increments = {{names.sum, delta}, {names.sumsq, y_new * y_new - y_old * y_old}}
   if metric_type == 'ratio' then
-    table.insert(increments, {metric .. ':md', delta * other})
+    increments[3] = {names.md, delta * other}
   elseif other ~= 0 then
-    table.insert(increments, {metric .. ':xy', other * delta})
+    increments[3] = {names.xy, other * delta}
   end
   if finite(new) and add_to_stats(experiment, user_hash, variant, increments) then
-    write_field(user_hash, total_field, new)
+    write_field(user_hash, names.m, new)
   end
 end
 
@@ -54,23 +54,23 @@ end
 local function fold_denominator(experiment, user_hash, variant, metric, aggregate, value, own, numerator)
   local step = 1
   if aggregate == 'sum' then step = event_value(value) end
-  local total_field = 'd:' .. metric
+  local names = names_of(metric)
   local old = tonumber(own or '0')
   local new = old + step
   local increments = {
-    {metric .. ':dsum', step}, {metric .. ':dsumsq', new * new - old * old},
-    {metric .. ':md', tonumber(numerator or '0') * step},
+    {names.dsum, step}, {names.dsumsq, new * new - old * old}, {names.md, tonumber(numerator or '0') * step},
   }
   if finite(new) and add_to_stats(experiment, user_hash, variant, increments) then
-    write_field(user_hash, total_field, new)
+    write_field(user_hash, names.d, new)
   end
 end
 
 -- The user-hash fields an event of ``role`` moving ``metric`` reads: the part it moves, then the other number the
 -- update multiplies by (a ratio's other part, else the CUPED covariate). Callers read them with the exposure.
 local function user_fields(metric, role)
-  if string.sub(role, 1, 12) == 'denominator-' then return 'd:' .. metric, 'm:' .. metric end
-  return 'm:' .. metric, (role == 'ratio' and 'd:' or 'x:') .. metric
+  local names = names_of(metric)
+  if string.sub(role, 1, 12) == 'denominator-' then return names.d, names.m end
+  return names.m, role == 'ratio' and names.d or names.x
 end
 
 -- Adds one event to one exposed user's metric; ``own`` and ``other`` are the stored values of ``user_fields``.

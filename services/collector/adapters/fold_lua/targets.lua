@@ -1,16 +1,25 @@
 -- fold.lua, part 4 of 7: where a user's updates go (variant and segments) and which events count for which metric.
 
 -- The hashes one update of an exposed user goes to: the variant's, and the variant's in each of the user's segments.
+-- Without segments that is the variant's alone, the same list for every user (built once per call).
+local variant_only = {}
 local function stats_targets(experiment, user_hash, variant)
-  local targets = {variant_key(experiment, variant)}
+  local key = variant_key(experiment, variant)
   local dimensions = dimensions_of(experiment)
-  if #dimensions > 0 then
-    local fields = {}
-    for index, dimension in ipairs(dimensions) do fields[index] = 's:' .. dimension end
-    local values = read_fields(user_hash, fields)
-    for index, dimension in ipairs(dimensions) do
-      if values[index] then table.insert(targets, segment_key(experiment, dimension, values[index], variant)) end
+  if #dimensions == 0 then
+    local targets = variant_only[key]
+    if targets == nil then
+      targets = {key}
+      variant_only[key] = targets
     end
+    return targets
+  end
+  local targets = {key}
+  local fields = {}
+  for index, dimension in ipairs(dimensions) do fields[index] = 's:' .. dimension end
+  local values = read_fields(user_hash, fields)
+  for index, dimension in ipairs(dimensions) do
+    if values[index] then table.insert(targets, segment_key(experiment, dimension, values[index], variant)) end
   end
   return targets
 end
