@@ -63,7 +63,8 @@ async def test_dedup_marks_share_a_hash_per_user_and_outlive_the_dedup_window_on
     await folder.apply(recent, [start + 3 * hour] * len(recent))  # the 64th mark: old marks are pruned
 
     state = await redis.hgetall(settings.redis_keys.user_state("ann"))
-    marks = {field for field, value in state.items() if b":" not in value}  # the rest are daily totals
+    # Besides marks, the state holds daily totals ("day:sum,count") and the size of its next sweep ("~").
+    marks = {field for field, value in state.items() if b":" not in value and field != b"~"}
     assert len(marks) == 63 and dedup_mark("purchase-ann-0") not in marks
     assert dedup_mark("purchase-ann-1") in marks
     # The daily totals of all 64 purchases survive the sweep that happened part-way through the second call.
@@ -74,3 +75,27 @@ async def test_dedup_marks_share_a_hash_per_user_and_outlive_the_dedup_window_on
     again = await folder.apply([_event("ann", "purchase", 5), _event("ann", "purchase", 0)], [start + 3 * hour] * 2)
     # Within the window a resend is a duplicate; past it (and pruned) it is applied again, as a key's expiry did.
     assert (again.duplicates, again.applied) == (1, 1)
+
+
+@pytest.mark.usefixtures("experiment")
+async def test_a_user_with_many_live_marks_keeps_every_one_and_is_swept_ever_more_rarely(
+    settings: CollectorSettings, redis: Redis
+) -> None:
+    """Each sweep reads the whole state, so it waits until the state has doubled since the previous one; marks within
+    the dedup window all stay, and resends of any of them are still duplicates."""
+    folder = statistics_folder(settings, redis, settings.redis_keys)
+    key = settings.redis_keys.user_state("bot")
+    arrived = time.time_ns() // 1_000_000
+    thresholds = []
+    for start in range(0, 1_000, 50):
+        batch = [_event("bot", "page_view", index) for index in range(start, start + 50)]
+        await folder.apply(batch, [arrived] * len(batch))
+        thresholds.append(int(await redis.hget(key, "~") or 0))
+
+    assert await redis.hlen(key) == 1_000 + 1  # every mark, and the sweep threshold
+    # Sweeps at 64, 128, 256 and 512 fields (nothing was stale, so each doubled the next one's size), none since:
+    # the next is at 1,024. Before, every multiple of 64 swept: fifteen times so far, each reading every field.
+    assert sorted(set(thresholds)) == [0, 128, 256, 512, 1024]
+    resent = [_event("bot", "page_view", index) for index in (0, 499, 999)]
+    outcome = await folder.apply(resent, [arrived] * len(resent))
+    assert (outcome.applied, outcome.duplicates) == (0, 3)

@@ -62,6 +62,8 @@ local NO_VALUE = '(none)'
 local HOLDOUT_ARM = '(holdout)'
 local MS_PER_HOUR = 3600000
 local PRUNE_EVERY = 64
+-- The user state's field holding the size at which its next sweep happens (no event name or 8-byte mark is "~").
+local SWEEP_FIELD = '~'
 local MS_PER_DAY = 86400000
 local SECONDS_PER_DAY = 86400
 local DEFAULT_LOOKBACK_DAYS = 14

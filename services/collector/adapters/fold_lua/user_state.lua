@@ -36,13 +36,17 @@ local function keep_user_states()
   end
 end
 
--- Counts a field just added. Whenever the state reaches a multiple of PRUNE_EVERY fields, it is swept: marks whose
--- whole hour of arrival lies more than dedup_ttl before now, and the daily totals of an event whose newest day no
--- lookback can reach any more, are dropped. The count grows the same way however the events were batched, so sweeps
--- happen at the same events; every event adds a mark, so a user's state is swept at least every PRUNE_EVERY events.
+-- Counts a field just added and sweeps the state when it has grown enough: marks whose whole hour of arrival lies
+-- more than dedup_ttl before now, and the daily totals of an event whose newest day no lookback can reach any more,
+-- are dropped. A sweep is considered at every multiple of PRUNE_EVERY fields and happens once the state has reached
+-- twice its size after the previous sweep (field SWEEP_FIELD), so a user with many live marks costs a bounded number
+-- of field reads per event, not a read of every mark every PRUNE_EVERY events; the state holds at most about twice
+-- its live fields, or PRUNE_EVERY more. The count grows the same way however the events were batched, so sweeps
+-- happen at the same events.
 local function field_added(state, now_ms)
   state.size = state.size + 1
   if state.size % PRUNE_EVERY ~= 0 then return end
+  if state.size < (tonumber(redis.call('HGET', state.key, SWEEP_FIELD)) or 0) then return end
   flush_copy(state.key) -- the sweep reads and deletes in Redis itself
   local marks_before = now_ms - dedup_ttl * 1000
   local oldest_day = math.floor(now_ms / MS_PER_DAY) - covariate_days_kept - 1
@@ -50,13 +54,17 @@ local function field_added(state, now_ms)
   for index = 1, #fields, 2 do
     local field, value = fields[index], fields[index + 1]
     local stale
-    if string.find(value, ':', 1, true) then
+    if field == SWEEP_FIELD then
+      stale = false
+    elseif string.find(value, ':', 1, true) then
       stale = (tonumber(string.match(value, '^(%d+):') or '') or oldest_day) < oldest_day
     else
       stale = ((tonumber(value) or math.huge) + 1) * MS_PER_HOUR <= marks_before
     end
     if stale then redis.call('HDEL', state.key, field) end
   end
+  local kept = redis.call('HLEN', state.key)
+  redis.call('HSET', state.key, SWEEP_FIELD, 2 * kept)
   state.size = redis.call('HLEN', state.key)
 end
 
