@@ -37,6 +37,34 @@ events skipped, exposures to unknown experiments or variants or dated after the 
 skipped because a float sum would overflow, and records that could not be decoded."""
 
 
+MIN_REDIS_VERSION: Final = (7, 0)
+"""The fold keeps user states alive with ``EXPIRE … GT`` (Redis 7.0 and later) instead of reading their TTLs."""
+
+
+class UnsupportedRedis(RuntimeError):
+    """The Redis server is older than the fold needs."""
+
+
+def version_tuple(text: str) -> tuple[int, ...]:
+    """``"7.0.15"`` → ``(7, 0, 15)``; whatever follows the leading numbers is ignored."""
+    numbers = []
+    for part in text.split("."):
+        digits = part[: len(part) - len(part.lstrip("0123456789"))]
+        if not digits:
+            break
+        numbers.append(int(digits))
+    return tuple(numbers)
+
+
+async def check_redis_version(redis: Redis) -> None:
+    """Raise :class:`UnsupportedRedis`, naming the version found, when the server predates MIN_REDIS_VERSION: a
+    consumer that started anyway would fail every fold call."""
+    found = str((await redis.info("server")).get("redis_version", ""))
+    if version_tuple(found) < MIN_REDIS_VERSION:
+        wanted = ".".join(map(str, MIN_REDIS_VERSION))
+        raise UnsupportedRedis(f"the fold needs Redis {wanted} or newer; the server at hand is {found or 'unknown'}")
+
+
 async def read_stats(redis: Redis, keys: RedisKeys) -> dict[str, int]:
     values = await redis.mget([keys.stats(counter) for counter in STATS_COUNTERS])
     return {counter: int(value or 0) for counter, value in zip(STATS_COUNTERS, values, strict=True)}
