@@ -32,8 +32,10 @@ from bench.ingest.redis_ceiling import RedisCeilings, measure_redis_ceilings
 from bench.ingest.stack import (
     ConsumerProgress,
     DevStack,
+    RedisConditions,
     create_running_experiment,
     delete_matching,
+    redis_conditions,
     run_id,
     stop_experiment,
 )
@@ -51,6 +53,8 @@ class Measurements:
     aggregation: AggregationResult
     redis: RedisCeilings
     freshness: Freshness
+    redis_before: RedisConditions
+    redis_after: RedisConditions
 
 
 def say(message: str) -> None:
@@ -75,6 +79,7 @@ async def measure(stack: DevStack, run: str, experiments: list[str]) -> Measurem
         say("waiting for the consumer to be idle")
         async with asyncio.timeout(DRAIN_TIMEOUT_SECONDS):
             start = await consumer.settle()
+        before = await redis_conditions(redis)
         workload = build_workload(run)
         say(f"ingest: {len(workload.bodies)} POSTs of {BATCH_EVENTS} events to the collector")
         ingest = await measure_http_ingest(stack, workload)
@@ -99,7 +104,7 @@ async def measure(stack: DevStack, run: str, experiments: list[str]) -> Measurem
         await create_running_experiment(stack, freshness.experiment_spec(experiments[-1], run))
         say(f"freshness: {freshness.SAMPLES} conversions, one at a time")
         fresh = await measure_freshness(stack, experiments[-1], run)
-        return Measurements(ingest, producer, folded, ceilings, fresh)
+        return Measurements(ingest, producer, folded, ceilings, fresh, before, await redis_conditions(redis))
     finally:
         await redis.aclose()
 
@@ -134,6 +139,8 @@ def report(stack: DevStack, run: str, m: Measurements) -> list[str]:
     return [
         f"SplitStream pipeline benchmark, run {run}: {os.cpu_count()} CPU cores, every service and Kafka, Redis "
         f"and this client on them; collector {stack.collector_url}, Kafka {stack.kafka_bootstrap}",
+        f"Redis held {m.redis_before.keys:,} keys ({m.redis_before.used_memory / 2**20:,.0f} MiB) at the start; "
+        f"it forked {m.redis_after.forks - m.redis_before.forks} times during the run (AOF rewrites, snapshots)",
         "",
         f"1. Ingest, one collector worker: {REQUESTS} POSTs x {BATCH_EVENTS} events, {CONNECTIONS} connections",
         f"   {ingest.requests_per_second:,.1f} requests/s, {ingest.events_per_second:,.0f} events/s accepted (202); "

@@ -121,6 +121,22 @@ class ConsumerProgress:
             last = current
 
 
+@dataclass(frozen=True, slots=True)
+class RedisConditions:
+    """What the Redis under test held and did, which moves every figure: a big dataset makes each fork (an AOF
+    rewrite, a snapshot) copy more while it competes for the same cores."""
+
+    keys: int
+    used_memory: int
+    forks: int
+    """INFO ``total_forks`` since the server started."""
+
+
+async def redis_conditions(redis: Redis) -> RedisConditions:
+    info = await redis.info("all")
+    return RedisConditions(await redis.dbsize(), int(info["used_memory"]), int(info.get("total_forks", 0)))
+
+
 async def delete_matching(redis: Redis, pattern: str, chunk: int = 5_000) -> int:
     """UNLINK every key matching ``pattern``, a chunk per call; how many were deleted."""
     deleted = 0
