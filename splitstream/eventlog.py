@@ -9,7 +9,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import Protocol, TypeVar
+from typing import Any, Final, Protocol, TypeVar
 
 import structlog
 from aiokafka import AIOKafkaProducer
@@ -18,9 +18,36 @@ from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
 from splitstream.errors import DependencyUnavailable
 from splitstream.events import Exposure, TrackEvent, encode, partition_key
-from splitstream.partitioning import KeyPartitioner
+from splitstream.partitioning import KeyPartitioner, partition_of
 
 log = structlog.get_logger(__name__)
+
+BATCHED_FROM: Final = 32
+"""From this many events on, ``publish`` hands aiokafka whole record batches, one or more per partition
+(``send_batch``): sent one by one, each record costs a future and an append to the producer's queue. Fewer go one by
+one, so that small concurrent calls (assignment's exposures) share the producer's batches."""
+
+
+async def send_record_batches(
+    producer: AIOKafkaProducer, topic: str, records: Sequence[tuple[bytes, bytes]]
+) -> list[asyncio.Future[Any]]:
+    """Queue keyed ``records`` (key, value) as whole record batches, one or more per partition (the key's, by Kafka's
+    default rule), each partition's in the given order; the futures of their acknowledgements."""
+    partitions = sorted(await producer.partitions_for(topic))
+    by_partition: dict[int, list[tuple[bytes, bytes]]] = {}
+    for key, value in records:
+        by_partition.setdefault(partitions[partition_of(key, len(partitions))], []).append((key, value))
+    pending = []
+    for partition, pairs in by_partition.items():
+        batch = producer.create_batch()
+        for key, value in pairs:
+            if batch.append(timestamp=None, key=key, value=value) is None:  # full: send it, start another
+                pending.append(await producer.send_batch(batch, topic, partition=partition))
+                batch = producer.create_batch()
+                batch.append(timestamp=None, key=key, value=value)  # a batch always takes its first record
+        batch.close()
+        pending.append(await producer.send_batch(batch, topic, partition=partition))
+    return pending
 
 
 class EventLog:
@@ -50,10 +77,14 @@ class EventLog:
         if not self._started:
             raise DependencyUnavailable("kafka: producer not connected")
         try:
-            pending = [
-                await self._producer.send(self.topic, encode(event), key=partition_key(event))
-                for event in events
-            ]
+            if len(events) < BATCHED_FROM:
+                pending = [
+                    await self._producer.send(self.topic, encode(event), key=partition_key(event))
+                    for event in events
+                ]
+            else:
+                keyed = [(partition_key(event), encode(event)) for event in events]
+                pending = await send_record_batches(self._producer, self.topic, keyed)
             await asyncio.gather(*pending)
         except KafkaError as error:
             raise DependencyUnavailable(f"kafka: events not acknowledged ({error!r})") from error

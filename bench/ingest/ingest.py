@@ -3,7 +3,9 @@
 The client sends pre-serialised bodies (``content=``) over a few keep-alive connections, so that the client's
 own JSON encoding does not compete with the collector for the machine's cores. The ceiling is aiokafka producing
 the very same event bytes, configured as :class:`splitstream.eventlog.EventLog` (idempotent, ``acks=all``,
-``linger_ms=2``), with the same concurrency and the same per-batch wait for every acknowledgement.
+``linger_ms=2``) and handed over as it does (whole record batches per partition,
+:func:`splitstream.eventlog.send_record_batches`), with the same concurrency and the same per-batch wait for every
+acknowledgement.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from aiokafka import AIOKafkaProducer
 
 from bench.ingest.stack import DevStack, iso_now, percentile
 from splitstream.auth import Scope
+from splitstream.eventlog import send_record_batches
 from splitstream.partitioning import KeyPartitioner
 
 BATCH_EVENTS = 500
@@ -124,8 +127,8 @@ async def measure_http_ingest(stack: DevStack, workload: IngestWorkload) -> Thro
 
 
 async def measure_producer_ceiling(stack: DevStack, workload: IngestWorkload) -> Throughput:
-    """The same records straight to the topic, with the collector's producer settings (its partitioner too); the
-    consumer later skips them as already applied (same ids)."""
+    """The same records straight to the topic, with the collector's producer settings and, as the collector sends
+    a batch, as whole record batches per partition; the consumer later skips them as already applied (same ids)."""
     producer = AIOKafkaProducer(
         bootstrap_servers=stack.kafka_bootstrap, acks="all", enable_idempotence=True, linger_ms=2,
         client_id="splitstream-bench", partitioner=KeyPartitioner(),
@@ -134,8 +137,7 @@ async def measure_producer_ceiling(stack: DevStack, workload: IngestWorkload) ->
     try:
 
         async def produce(index: int) -> None:
-            pending = [await producer.send(stack.topic, value, key=key) for key, value in workload.batches[index]]
-            await asyncio.gather(*pending)
+            await asyncio.gather(*await send_record_batches(producer, stack.topic, workload.batches[index]))
 
         return await _timed(workload, produce)
     finally:

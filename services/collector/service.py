@@ -92,15 +92,17 @@ def check_events(
 ) -> CheckedBatch:
     """Validate each item on its own, so that one bad event does not cost the batch its good ones.
 
-    Valid events carry ``received_at=now``; timestamps outside ``[now - max_past_skew, now + max_future_skew]``
-    are refused.
+    Valid events carry ``received_at=now`` (written into ``items``); timestamps outside
+    ``[now - max_past_skew, now + max_future_skew]`` are refused.
     """
-    stamped = [{**item, "received_at": now} if isinstance(item, dict) else item for item in items]
+    for item in items:
+        if isinstance(item, dict):
+            item["received_at"] = now  # in place: the items are this request's own, fresh from its body
     try:
         # The common case, a batch without a schema error, in one call (a third less time than one per item).
-        events = _events_adapter.validate_python(stamped)
+        events = _events_adapter.validate_python(items)
     except ValidationError:
-        return _check_each(stamped, now, max_future_skew=max_future_skew, max_past_skew=max_past_skew)
+        return _check_each(items, now, max_future_skew=max_future_skew, max_past_skew=max_past_skew)
     valid: list[Event] = []
     indexes: list[int] = []
     rejected: list[RejectedEvent] = []

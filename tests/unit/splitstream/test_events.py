@@ -49,15 +49,17 @@ def test_unknown_type_is_rejected() -> None:
         event_adapter.validate_python({"type": "pageview", "event_id": "e", "user_id": "u", "timestamp": 0})
 
 
-def test_received_at_is_optional_kept_through_kafka_and_read_as_utc() -> None:
+def test_received_at_is_optional_kept_through_kafka_and_must_name_its_zone() -> None:
     raw = {"type": "event", "event_id": "e4", "user_id": "u1", "name": "click", "timestamp": "2026-11-23T10:00:00Z"}
 
     without = event_adapter.validate_python(raw)
     stamped = event_adapter.validate_python(raw | {"received_at": "2026-11-23T11:00:00+01:00"})
-    naive = event_adapter.validate_python(raw | {"received_at": "2026-11-23T10:00:01"})
 
     assert without.received_at is None
     assert decode(encode(without)) == without
     assert stamped.received_at == datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
     assert decode(encode(stamped)).received_at == stamped.received_at
-    assert naive.received_at == datetime(2026, 11, 23, 10, 0, 1, tzinfo=UTC)
+    # The collector always writes it in UTC; a naive one comes from elsewhere and is refused, naming the field.
+    with pytest.raises(ValidationError) as caught:
+        event_adapter.validate_python(raw | {"received_at": "2026-11-23T10:00:01"})
+    assert [error["loc"][-1] for error in caught.value.errors()] == ["received_at"]
