@@ -12,15 +12,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 import orjson
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ValidationError
 
 from services.collector.metrics import INGEST_EVENTS, KAFKA_PUBLISH_ERRORS
 from splitstream.errors import DependencyUnavailable, FieldError, InvalidRequest, MalformedJson, PayloadTooLarge
-from splitstream.events import Event as TaggedEvent
-from splitstream.events import Exposure, TrackEvent, event_adapter
+from splitstream.events import Exposure, TrackEvent, event_adapter, events_adapter
 
 Event = Exposure | TrackEvent
-_events_adapter: TypeAdapter[list[Event]] = TypeAdapter(list[TaggedEvent])
 
 
 class EventPublisher(Protocol):
@@ -99,8 +97,8 @@ def check_events(
         if isinstance(item, dict):
             item["received_at"] = now  # in place: the items are this request's own, fresh from its body
     try:
-        # The common case, a batch without a schema error, in one call (a third less time than one per item).
-        events = _events_adapter.validate_python(items)
+        # The common case, a batch without a schema error, in one call.
+        events = events_adapter.validate_python(items)
     except ValidationError:
         return _check_each(items, now, max_future_skew=max_future_skew, max_past_skew=max_past_skew)
     valid: list[Event] = []

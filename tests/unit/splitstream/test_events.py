@@ -3,7 +3,7 @@ from datetime import UTC, datetime
 import pytest
 from pydantic import ValidationError
 
-from splitstream.events import Exposure, TrackEvent, decode, encode, event_adapter
+from splitstream.events import Exposure, TrackEvent, decode, decode_all, encode, event_adapter
 
 
 def test_round_trip_through_the_kafka_encoding() -> None:
@@ -63,3 +63,30 @@ def test_received_at_is_optional_kept_through_kafka_and_must_name_its_zone() -> 
     with pytest.raises(ValidationError) as caught:
         event_adapter.validate_python(raw | {"received_at": "2026-11-23T10:00:01"})
     assert [error["loc"][-1] for error in caught.value.errors()] == ["received_at"]
+
+
+def _payload(index: int) -> bytes:
+    return encode(TrackEvent(type="event", event_id=f"d{index}", user_id=f"u{index}", name="click",
+                             timestamp=datetime(2026, 11, 23, 10, tzinfo=UTC)))
+
+
+def test_payloads_decode_in_one_call_as_one_by_one() -> None:
+    payloads = [_payload(index) for index in range(5)]
+    assert decode_all(payloads) == [decode(payload) for payload in payloads]
+    assert decode_all([]) == []
+
+
+@pytest.mark.parametrize(
+    "payloads",
+    [
+        [_payload(0), _payload(1) + b"," + _payload(2)],  # two events in one record: one event too many
+        [_payload(1) + b"," + _payload(2), b""],  # ... made up for by an empty one: not JSON once joined
+        [_payload(0), b"  "],
+        [_payload(0), b'{"type": "event"}'],
+        [_payload(0), b"[" + _payload(1) + b"]"],
+    ],
+)
+def test_a_batch_with_any_record_that_is_not_exactly_one_event_is_left_to_decode_one_by_one(
+    payloads: list[bytes],
+) -> None:
+    assert decode_all(payloads) is None
