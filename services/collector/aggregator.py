@@ -22,7 +22,7 @@ from aiokafka.errors import KafkaError
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from services.collector.adapters.fold import FoldOutcome, PendingFold, StatisticsFolder
+from services.collector.adapters.fold import FoldCall, FoldOutcome, PendingFold, StatisticsFolder
 from services.collector.adapters.kafka import DeadLetterProducer, events_consumer
 from services.collector.config import CollectorSettings
 from services.collector.decoding import DeadLetter, DecodedBatch, EventRecord, decode_records
@@ -63,12 +63,20 @@ class DeadLetterSink(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
-class _InFlight:
-    """A decoded batch whose fold call was written (``pending``; None if writing it failed) and not yet answered."""
+class _Prepared:
+    """A fetched batch, decoded, with its fold call built but not sent."""
 
     batch: DecodedBatch
     records: Sequence[EventRecord]
     batches: Mapping[TopicPartition, Sequence[Any]]
+    call: FoldCall
+
+
+@dataclass(frozen=True, slots=True)
+class _InFlight:
+    """A batch whose fold call was written (``pending``; None if writing it failed) and not yet answered."""
+
+    prepared: _Prepared
     pending: PendingFold | None
 
 
@@ -119,7 +127,9 @@ class Aggregator:
         if consumer is None:
             return
         log.info("aggregator consuming", topic=self._settings.events_topic, group=self._settings.consumer_group)
-        # One fold call is in flight at a time: the next batch is fetched and decoded while Redis runs it.
+        # One fold call is in flight at a time: the next batch is fetched, decoded and its call built while Redis
+        # runs it, and that call goes out as soon as the answer is in, before the answered batch's offsets are
+        # committed, so that Redis does not wait on Python or Kafka.
         in_flight: _InFlight | None = None
         try:
             while not self.stopping:
@@ -134,39 +144,46 @@ class Aggregator:
                     if in_flight is None:
                         await self._pause()
                 records = [record for partition_records in batches.values() for record in partition_records]
-                decoded = decode_records(records) if records else None
+                upcoming = self._prepare(records, batches) if records else None
+                answered = None
                 if in_flight is not None:
-                    flight, in_flight = in_flight, None  # finished once, even if finishing raises
-                    if not await self._finish(consumer, flight):
+                    answered, in_flight = in_flight, None  # settled once, even if settling raises
+                    if not await self._settle(answered):
                         break
-                if decoded is not None:
-                    in_flight = await self._start(decoded, records, batches)
-                    if in_flight is None:
-                        break
+                if upcoming is not None:
+                    in_flight = await self._start(upcoming)
+                if answered is not None:
+                    await self._commit(consumer, answered.prepared.batches)
+                if upcoming is not None and in_flight is None:
+                    break
         finally:
-            if in_flight is not None:
-                await self._finish(consumer, in_flight)
+            if in_flight is not None and await self._settle(in_flight):
+                await self._commit(consumer, in_flight.prepared.batches)
             await consumer.stop()
             self._forget_lag()
             log.info("aggregator stopped")
 
-    async def _start(
-        self, batch: DecodedBatch, records: Sequence[EventRecord], batches: Mapping[TopicPartition, Sequence[Any]]
-    ) -> _InFlight | None:
+    def _prepare(self, records: Sequence[EventRecord], batches: Mapping[TopicPartition, Sequence[Any]]) -> _Prepared:
+        batch = decode_records(records)
+        call = self._folder.call(batch.events, batch.arrivals_ms, poison=len(batch.dead_letters))
+        return _Prepared(batch, records, batches, call)
+
+    async def _start(self, prepared: _Prepared) -> _InFlight | None:
         """Set the batch's dead letters aside, then write its fold call; None if asked to stop first (the batch is
         then redelivered to the next run)."""
-        if batch.dead_letters and not await self._retrying(lambda: self._set_aside(batch.dead_letters), records):
+        letters, records = prepared.batch.dead_letters, prepared.records
+        if letters and not await self._retrying(lambda: self._set_aside(letters), records):
             return None
         try:
-            pending = await self._folder.send(batch.events, batch.arrivals_ms, poison=len(batch.dead_letters))
+            pending = await self._folder.send(prepared.call)
         except _RETRIED as error:
             log.warning("the fold call could not be sent; retrying", error=repr(error), records=len(records))
             pending = None
-        return _InFlight(batch, records, batches, pending)
+        return _InFlight(prepared, pending)
 
-    async def _finish(self, consumer: AIOKafkaConsumer, flight: _InFlight) -> bool:
-        """Read the fold's answer (folding the batch again, with retries, if it failed: a fold is idempotent), then
-        commit the batch's offsets; False if asked to stop before the batch was applied."""
+    async def _settle(self, flight: _InFlight) -> bool:
+        """Read the fold's answer, folding the batch again, with retries, if it failed (a fold is idempotent); False
+        if asked to stop before the batch was applied. The caller then commits the batch's offsets."""
         outcome = None
         if flight.pending is not None:
             try:
@@ -175,10 +192,8 @@ class Aggregator:
                 log.warning("a dependency is unavailable; retrying the batch", error=repr(error))
         if outcome is not None:
             self._count(outcome)
-        elif not await self._retrying(lambda: self._fold(flight.batch), flight.records):
-            return False
-        await self._commit(consumer, flight.batches)
-        return True
+            return True
+        return await self._retrying(lambda: self._fold(flight.prepared.batch), flight.prepared.records)
 
     async def _started(self, create: Callable[[], C], client_name: str) -> C | None:
         """A started client, retrying while Kafka is unreachable; None if asked to stop first."""

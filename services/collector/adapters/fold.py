@@ -115,17 +115,24 @@ def script_fields(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class FoldCall:
+    """The arguments of one fold call, built apart from sending it, so that the consumer builds the next call while
+    Redis runs the current one."""
+
+    args: list[str | bytes]
+    poison: int
+
+
 class PendingFold:
     """A fold call written to Redis whose answer is still to be read: the consumer decodes its next batch meanwhile
     (Redis runs the script while Python works). Read it with :meth:`outcome`, exactly once."""
 
-    def __init__(
-        self, folder: StatisticsFolder, connection: AbstractConnection, args: list[str | bytes], poison: int
-    ) -> None:
+    def __init__(self, folder: StatisticsFolder, connection: AbstractConnection, call: FoldCall) -> None:
         self._folder = folder
         self._connection = connection
-        self._args = args
-        self._poison = poison
+        self._args = call.args
+        self._poison = call.poison
 
     async def outcome(self) -> FoldOutcome:
         pool = self._folder.redis.connection_pool
@@ -171,23 +178,26 @@ class StatisticsFolder:
     ) -> FoldOutcome:
         """Fold ``events`` (which arrived at ``arrivals_ms``, index for index) in order and count ``poison``
         undecodable records, in one atomic script call."""
-        return await (await self.send(events, arrivals_ms, poison=poison)).outcome()
+        return await (await self.send(self.call(events, arrivals_ms, poison=poison))).outcome()
 
-    async def send(
+    def call(
         self, events: Sequence[Exposure | TrackEvent], arrivals_ms: Sequence[int], *, poison: int = 0
-    ) -> PendingFold:
-        """Write the call of :meth:`apply` to Redis now, on a connection of its own, and return without its
-        answer."""
+    ) -> FoldCall:
+        """The call of :meth:`apply`, not yet sent."""
         args: list[str | bytes] = [*script_header(self._prefix, **self._limits, poison=poison)]
         for event, arrived_ms in zip(events, arrivals_ms, strict=True):
             args.extend(script_fields(event, arrived_ms))
+        return FoldCall(args, poison)
+
+    async def send(self, call: FoldCall) -> PendingFold:
+        """Write ``call`` to Redis now, on a connection of its own, and return without its answer."""
         pool = self.redis.connection_pool
         # redis-py leaves get_connection untyped (its deprecation decorator); it is the public way to hold one.
         connection: AbstractConnection = await pool.get_connection()  # type: ignore[no-untyped-call]
         try:
-            await connection.send_command("EVALSHA", self.script.sha, 0, *args)
+            await connection.send_command("EVALSHA", self.script.sha, 0, *call.args)
         except BaseException:
             await connection.disconnect()
             await pool.release(connection)
             raise
-        return PendingFold(self, connection, args, poison)
+        return PendingFold(self, connection, call)

@@ -102,7 +102,7 @@ async def test_a_fold_call_written_ahead_survives_redis_losing_its_scripts(
         for half in halves:
             if run == "scripts-lost":
                 await redis.script_flush()
-            pending = await folder.send(half, [arrived] * len(half))
+            pending = await folder.send(folder.call(half, [arrived] * len(half)))
             outcomes.append(await pending.outcome())
         assert [outcome.applied for outcome in outcomes] == [len(half) for half in halves]
         assert await redis.script_exists(folder.script.sha) == [True]
