@@ -59,7 +59,17 @@ async def consume(settings: CollectorSettings) -> None:
 
 def main() -> None:
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.INFO))
-    asyncio.run(consume(CollectorSettings()))
+    # uvloop where installed, as uvicorn runs the services: the consumer is mostly socket I/O to Kafka and Redis.
+    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+        runner.run(consume(CollectorSettings()))
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
 
 
 if __name__ == "__main__":
