@@ -53,12 +53,10 @@ local function field_added(state, now_ms)
   local fields = redis.call('HGETALL', state.key)
   for index = 1, #fields, 2 do
     local field, value = fields[index], fields[index + 1]
-    local stale
-    if field == SWEEP_FIELD then
-      stale = false
-    elseif string.find(value, ':', 1, true) then
+    local stale = false
+    if string.find(value, ':', 1, true) then
       stale = (tonumber(string.match(value, '^(%d+):') or '') or oldest_day) < oldest_day
-    else
+    elseif field ~= SWEEP_FIELD then
       stale = ((tonumber(value) or math.huge) + 1) * MS_PER_HOUR <= marks_before
     end
     if stale then redis.call('HDEL', state.key, field) end
