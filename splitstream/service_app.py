@@ -21,6 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from splitstream.auth import ApiKeys
 from splitstream.errors import install_error_handlers
 from splitstream.health import Check, health_router
+from splitstream.heap import freezing_after_startup
 from splitstream.settings import CommonSettings
 
 HTTP_REQUESTS: Final = Counter(
@@ -142,7 +143,7 @@ def build_app(
     # FastAPI's OpenTelemetry hook looks up its providers on every request, a third of a cheap request's cost;
     # the services export their own Prometheus metrics instead.
     app = _ServiceApp(
-        title=title, version="0.1.0", lifespan=lifespan,
+        title=title, version="0.1.0", lifespan=freezing_after_startup(lifespan),
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.front, app.service = tuple(front), service_name(title)

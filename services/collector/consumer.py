@@ -17,6 +17,7 @@ from services.collector.adapters.fold import check_redis_version
 from services.collector.aggregator import Aggregator
 from services.collector.config import CollectorSettings
 from services.collector.metrics import serve_metrics
+from splitstream.heap import freeze_startup_heap
 from splitstream.redis_client import open_redis
 
 log = structlog.get_logger(__name__)
@@ -44,6 +45,7 @@ async def consume(settings: CollectorSettings) -> None:
         # Not reachable yet: the aggregator waits for it, and a server too old fails its first fold call loudly.
         log.warning("redis version not checked", error=repr(error))
     aggregator = Aggregator(settings, redis)
+    freeze_startup_heap()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, aggregator.stop)
