@@ -21,7 +21,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, replace
 
 from bench.assignment import bare, http_runs, sdk_timing
-from bench.assignment.http_runs import ASSIGN_PATH, LabelledRun
+from bench.assignment.http_runs import ASSIGN_PATH, LabelledRun, Measured
 from bench.assignment.sdk_timing import Timing
 from bench.assignment.servers import (
     ASSIGNMENT_FACTORY,
@@ -33,6 +33,7 @@ from bench.assignment.servers import (
 )
 from bench.assignment.wrk import CONNECTIONS, THREADS, WrkResult, wrk_binary
 from bench.ingest.stack import DevStack, create_running_experiment, delete_matching, run_id, stop_experiment
+from bench.process_cpu import CpuUse
 from devstack.config import StackConfig, dev_config
 from devstack.redis_server import answers
 from splitstream.auth import Scope
@@ -48,7 +49,7 @@ PROBE_ATTEMPTS = 20
 
 @dataclass(frozen=True, slots=True)
 class HttpOutcome:
-    bare: WrkResult
+    bare: Measured
     assign: list[LabelledRun]
     unavailable: str | None
 
@@ -78,14 +79,17 @@ async def _clean_up(stack: DevStack, run: str, experiment: str) -> None:
         await redis.aclose()
 
 
-def _measure_assign(binary: str, stack: DevStack, run: str, experiment: str, seconds: float) -> list[LabelledRun]:
+def _measure_assign(
+    binary: str, stack: DevStack, run: str, experiment: str, seconds: float, server_pid: int | None
+) -> list[LabelledRun]:
     headers = stack.headers(Scope.INGEST)
     runs = []
     for label, workload in http_runs.assign_workloads(run, experiment):
         say(f"/v1/assign, {label}: {seconds:g} s")
-        runs.append(LabelledRun(label, http_runs.measure(
-            binary, stack.assignment_url + ASSIGN_PATH, workload, headers, seconds=seconds
-        )))
+        measured = http_runs.measure(
+            binary, stack.assignment_url + ASSIGN_PATH, workload, headers, server_pid=server_pid, seconds=seconds
+        )
+        runs.append(LabelledRun(label, measured.result, measured.cpu))
     return runs
 
 
@@ -110,7 +114,7 @@ def measure_http(config: StackConfig, stack: DevStack, run: str, seconds: float)
         say(f"bare ASGI app: {seconds:g} s")
         bare_result = http_runs.measure(
             binary, bare_server.url + ASSIGN_PATH, http_runs.bare_workload(run, experiment),
-            stack.headers(Scope.INGEST), seconds=seconds,
+            stack.headers(Scope.INGEST), server_pid=bare_server.process.pid(), seconds=seconds,
         )
         if service is None:
             return HttpOutcome(bare_result, [], not_started)
@@ -123,7 +127,9 @@ def measure_http(config: StackConfig, stack: DevStack, run: str, seconds: float)
             problem = _probe(ours.assignment_url, ours.headers(Scope.INGEST), experiment, run)
             if problem is not None:
                 return HttpOutcome(bare_result, [], problem)
-            return HttpOutcome(bare_result, _measure_assign(binary, ours, run, experiment, seconds), None)
+            return HttpOutcome(bare_result, _measure_assign(
+                binary, ours, run, experiment, seconds, service.process.pid()
+            ), None)
         finally:
             asyncio.run(_clean_up(ours, run, experiment))
 
@@ -139,19 +145,32 @@ def _row(label: str, result: WrkResult) -> str:
             f"p99 {result.latency_ms(99):6.2f} ms{errors}")
 
 
+def _cpu_row(cpu: CpuUse | None, bare_cpu: CpuUse | None) -> str:
+    """The server's CPU per request; against the bare app's, the requests/s ratio with a core each."""
+    if cpu is None:
+        return f"   {'':<52} server CPU not read"
+    row = f"   {'':<52} server CPU {cpu.micros_per_unit:.1f} µs/request ({cpu.cores:.2f} cores)"
+    if bare_cpu is not None:
+        row += f", bare / this = {bare_cpu.micros_per_unit / cpu.micros_per_unit:.2f}"
+    return row
+
+
 def http_report(outcome: HttpOutcome, seconds: float) -> list[str]:
     lines = [
         f"1. HTTP: wrk --latency, {THREADS} threads x {CONNECTIONS} connections, {seconds:g} s per run after a "
         f"{http_runs.WARMUP_SECONDS:g} s warm-up",
         f"   both apps served by uvicorn {' '.join(UVICORN_OPTIONS)}",
-        _row(f"bare ASGI app (fixed {len(bare.BODY)}-byte JSON)", outcome.bare),
+        _row(f"bare ASGI app (fixed {len(bare.BODY)}-byte JSON)", outcome.bare.result),
+        _cpu_row(outcome.bare.cpu, None),
     ]
+    bare_result = outcome.bare.result
     for run in outcome.assign:
-        rps_ratio = run.result.requests_per_second / outcome.bare.requests_per_second
-        p99_ratio = run.result.latency_seconds[99] / outcome.bare.latency_seconds[99]
+        rps_ratio = run.result.requests_per_second / bare_result.requests_per_second
+        p99_ratio = run.result.latency_seconds[99] / bare_result.latency_seconds[99]
         met = rps_ratio >= GOAL_RPS_RATIO and p99_ratio <= GOAL_P99_RATIO
         lines.append(_row(f"POST /v1/assign, {run.label}", run.result))
         lines.append(f"   {'':<52} rps ratio {rps_ratio:.2f}, p99 ratio {p99_ratio:.2f}: goal {_goal(met)}")
+        lines.append(_cpu_row(run.cpu, outcome.bare.cpu))
     if outcome.unavailable is not None:
         lines.append(f"   POST /v1/assign NOT measured: {outcome.unavailable}")
     lines.append(

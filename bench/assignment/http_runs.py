@@ -9,6 +9,7 @@ import httpx
 
 from bench.assignment.sdk_timing import ATTRIBUTES
 from bench.assignment.wrk import Workload, WrkResult, run_wrk
+from bench.process_cpu import CpuMeter, CpuUse
 
 RUN_SECONDS = 10.0
 WARMUP_SECONDS = 2.0
@@ -17,9 +18,17 @@ ASSIGN_PATH = "/v1/assign"
 
 
 @dataclass(frozen=True, slots=True)
+class Measured:
+    result: WrkResult
+    cpu: CpuUse | None
+    """The server's CPU over the measured run."""
+
+
+@dataclass(frozen=True, slots=True)
 class LabelledRun:
     label: str
     result: WrkResult
+    cpu: CpuUse | None
 
 
 def assign_workloads(run: str, experiment: str) -> list[tuple[str, Workload]]:
@@ -55,9 +64,12 @@ def probe_assign(base_url: str, headers: dict[str, str], experiment: str, user_i
 
 
 def measure(
-    binary: str, url: str, workload: Workload, headers: dict[str, str], *, seconds: float = RUN_SECONDS,
-    warmup_seconds: float = WARMUP_SECONDS,
-) -> WrkResult:
+    binary: str, url: str, workload: Workload, headers: dict[str, str], *, server_pid: int | None,
+    seconds: float = RUN_SECONDS, warmup_seconds: float = WARMUP_SECONDS,
+) -> Measured:
     # The warm-up's users are not the measured run's, so the pool's first visits stay in the measure.
     run_wrk(binary, url, replace(workload, prefix=f"{workload.prefix}w"), seconds=warmup_seconds, headers=headers)
-    return run_wrk(binary, url, workload, seconds=seconds, headers=headers)
+    meter = CpuMeter(server_pid)
+    meter.start()
+    result = run_wrk(binary, url, workload, seconds=seconds, headers=headers)
+    return Measured(result, meter.stop(result.seconds, result.requests))

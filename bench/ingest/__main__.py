@@ -37,8 +37,10 @@ from bench.ingest.stack import (
     delete_matching,
     redis_conditions,
     run_id,
+    service_pid,
     stop_experiment,
 )
+from bench.process_cpu import CpuUse
 
 GOAL_EVENTS_PER_SECOND = 50_000
 GOAL_FRESHNESS_P95_MS = 1_000
@@ -82,7 +84,7 @@ async def measure(stack: DevStack, run: str, experiments: list[str]) -> Measurem
         before = await redis_conditions(redis)
         workload = build_workload(run)
         say(f"ingest: {len(workload.bodies)} POSTs of {BATCH_EVENTS} events to the collector")
-        ingest = await measure_http_ingest(stack, workload)
+        ingest = await measure_http_ingest(stack, workload, service_pid("collector"))
         async with asyncio.timeout(DRAIN_TIMEOUT_SECONDS):
             await consumer.wait_for(start + workload.events)
         say("ingest ceiling: the same records straight to Kafka with aiokafka")
@@ -96,7 +98,7 @@ async def measure(stack: DevStack, run: str, experiments: list[str]) -> Measurem
         experiments.append(f"bench-agg-{run}")
         await create_running_experiment(stack, aggregation.experiment_spec(experiments[-1], run))
         say(f"aggregation: {aggregation.USERS} users x (1 exposure + {aggregation.METRICS} events) via EventLog")
-        folded = await measure_aggregation(stack, redis, experiments[-1], run)
+        folded = await measure_aggregation(stack, redis, experiments[-1], run, service_pid("consumer"))
         say("aggregation ceiling: redis-benchmark")
         ceilings = await measure_redis_ceilings(stack.redis_url, run)
 
@@ -131,6 +133,12 @@ def _goal(met: bool) -> str:
     return "met" if met else "NOT met"
 
 
+def _cpu(process: str, use: CpuUse | None, unit: str, note: str) -> str:
+    if use is None:
+        return f"   {process} CPU: not read (no /proc, or the process was not found)"
+    return f"   {process} CPU: {use.describe(unit)} ({note})"
+
+
 def report(stack: DevStack, run: str, m: Measurements) -> list[str]:
     ingest, producer, folded, redis, fresh = m.ingest, m.producer, m.aggregation, m.redis, m.freshness
     alone = folded.backlog_at_publish_end >= 0.1 * folded.events
@@ -148,6 +156,7 @@ def report(stack: DevStack, run: str, m: Measurements) -> list[str]:
         f"   ceiling, aiokafka alone (same bytes, acks=all, idempotent, record batches per partition): "
         f"{producer.events_per_second:,.0f} events/s; "
         f"collector/ceiling = {ingest.events_per_second / producer.events_per_second:.2f}",
+        _cpu("collector", ingest.cpu, "event", "its rate with a core of its own"),
         f"   goal >= {GOAL_EVENTS_PER_SECOND:,} events/s per worker: "
         f"{_goal(ingest.events_per_second >= GOAL_EVENTS_PER_SECOND)}",
         "",
@@ -157,6 +166,8 @@ def report(stack: DevStack, run: str, m: Measurements) -> list[str]:
         + (f"(the {folded.backlog_at_publish_end:,} left after the last ack drained in {folded.drain_seconds:.2f} s)"
            if alone else "(kept up with the producer: a lower bound)"),
         f"   publish to last fold: {folded.end_to_end_per_second:,.0f} events/s (producer and consumer sharing cores)",
+        _cpu("consumer", folded.consumer_cpu, "event", "the process alone; the fold runs in Redis"),
+        _cpu("Redis", folded.redis_cpu, "event", "the fold script, the consumer's reads and writes, the rest"),
         f"   ceiling, redis-benchmark on the same Redis: fold.lua alone (EVALSHA, {redis.fold_batch}-event batches, "
         f"1 client) {redis.fold_events:,.0f} events/s; consumer/ceiling = {consumer_rate / redis.fold_events:.2f}",
         f"   plain commands (4 clients, pipeline 16): SET {redis.set_ops:,.0f} ops/s, "

@@ -21,7 +21,8 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from bench.ingest.stack import ConsumerProgress, DevStack
+from bench.ingest.stack import ConsumerProgress, DevStack, redis_cpu_seconds
+from bench.process_cpu import CpuMeter, CpuUse
 from splitstream.eventlog import EventLog
 from splitstream.events import Exposure, TrackEvent
 
@@ -90,6 +91,10 @@ class AggregationResult:
     memory_after: MemoryReading
     sampled_bytes: dict[str, float]
     """Mean ``MEMORY USAGE`` per (user, metric) of each kind of key, over the sampled users."""
+    consumer_cpu: CpuUse | None
+    """The consumer's CPU from the first publish to the last fold."""
+    redis_cpu: CpuUse
+    """Redis's over the same span: the fold script runs there."""
 
     @property
     def consumer_alone_per_second(self) -> float:
@@ -171,17 +176,24 @@ async def _sampled_bytes(stack: DevStack, redis: Redis, experiment: str, run: st
     return per_pair
 
 
-async def measure_aggregation(stack: DevStack, redis: Redis, experiment: str, run: str) -> AggregationResult:
+async def measure_aggregation(
+    stack: DevStack, redis: Redis, experiment: str, run: str, consumer_pid: int | None
+) -> AggregationResult:
     events = build_events(experiment, run)
     progress = ConsumerProgress(redis, stack.keys)
     start = await progress.processed()
     memory_before = await steady_memory(redis)
+    meter = CpuMeter(consumer_pid)
+    meter.start()
+    redis_cpu_before = await redis_cpu_seconds(redis)
     began = time.perf_counter()
     await _publish(stack, events)
     published = time.perf_counter()
     backlog = start + len(events) - await progress.processed()
     async with asyncio.timeout(DRAIN_TIMEOUT_SECONDS):
         done = await progress.wait_for(start + len(events))
+    consumer_cpu = meter.stop(done - began, len(events))
+    redis_cpu = CpuUse(await redis_cpu_seconds(redis) - redis_cpu_before, done - began, len(events))
     memory_after = await steady_memory(redis)
     return AggregationResult(
         events=len(events),
@@ -191,4 +203,6 @@ async def measure_aggregation(stack: DevStack, redis: Redis, experiment: str, ru
         memory_before=memory_before,
         memory_after=memory_after,
         sampled_bytes=await _sampled_bytes(stack, redis, experiment, run),
+        consumer_cpu=consumer_cpu,
+        redis_cpu=redis_cpu,
     )

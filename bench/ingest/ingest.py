@@ -20,6 +20,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from bench.ingest.stack import DevStack, iso_now, percentile
+from bench.process_cpu import CpuMeter, CpuUse
 from splitstream.auth import Scope
 from splitstream.eventlog import send_record_batches
 from splitstream.partitioning import KeyPartitioner
@@ -73,6 +74,8 @@ class Throughput:
     seconds: float
     latencies: list[float]
     """Seconds per request (HTTP) or per batch (producer), warm-up excluded."""
+    cpu: CpuUse | None = None
+    """The collector's CPU over the same span (HTTP only)."""
 
     @property
     def events_per_second(self) -> float:
@@ -104,16 +107,21 @@ async def _drive(items: Sequence[int], send: Callable[[int], Awaitable[None]], c
     return latencies
 
 
-async def _timed(workload: IngestWorkload, send: Callable[[int], Awaitable[None]]) -> Throughput:
+async def _timed(
+    workload: IngestWorkload, send: Callable[[int], Awaitable[None]], meter: CpuMeter | None = None
+) -> Throughput:
     await _drive(range(WARMUP_REQUESTS), send, CONNECTIONS)
     timed = range(WARMUP_REQUESTS, len(workload.bodies))
+    events = sum(len(workload.batches[i]) for i in timed)
+    if meter is not None:
+        meter.start()
     began = time.perf_counter()
     latencies = await _drive(timed, send, CONNECTIONS)
     seconds = time.perf_counter() - began
-    return Throughput(sum(len(workload.batches[i]) for i in timed), seconds, latencies)
+    return Throughput(events, seconds, latencies, meter.stop(seconds, events) if meter is not None else None)
 
 
-async def measure_http_ingest(stack: DevStack, workload: IngestWorkload) -> Throughput:
+async def measure_http_ingest(stack: DevStack, workload: IngestWorkload, collector_pid: int | None) -> Throughput:
     headers = {**stack.headers(Scope.INGEST), "content-type": "application/json"}
     limits = httpx.Limits(max_connections=CONNECTIONS, max_keepalive_connections=CONNECTIONS)
     async with httpx.AsyncClient(base_url=stack.collector_url, headers=headers, limits=limits, timeout=60) as client:
@@ -123,7 +131,7 @@ async def measure_http_ingest(stack: DevStack, workload: IngestWorkload) -> Thro
             if answer.status_code != 202 or answer.json()["accepted"] != len(workload.batches[index]):
                 raise RuntimeError(f"POST /v1/events answered {answer.status_code}: {answer.text[:500]}")
 
-        return await _timed(workload, post)
+        return await _timed(workload, post, CpuMeter(collector_pid))
 
 
 async def measure_producer_ceiling(stack: DevStack, workload: IngestWorkload) -> Throughput:

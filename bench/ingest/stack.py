@@ -16,6 +16,7 @@ from redis.asyncio import Redis
 
 from devstack.api_keys import keys_file, load_or_create
 from devstack.config import dev_config
+from devstack.services import SERVICES, process_of
 from services.collector.adapters.fold import read_stats
 from splitstream.auth import Scope
 from splitstream.keys import RedisKeys
@@ -63,6 +64,12 @@ class DevStack:
 
     def redis(self) -> Redis:
         return Redis.from_url(self.redis_url)
+
+
+def service_pid(name: str) -> int | None:
+    """The pid of the dev stack's ``name`` service (``collector``, ``consumer``...), None when it is not running."""
+    config = dev_config()
+    return next((process_of(config, spec).pid() for spec in SERVICES if spec.name == name), None)
 
 
 def run_id() -> str:
@@ -149,6 +156,12 @@ async def delete_matching(redis: Redis, pattern: str, chunk: int = 5_000) -> int
     if batch:
         deleted += await redis.unlink(*batch)
     return deleted
+
+
+async def redis_cpu_seconds(redis: Redis) -> float:
+    """The Redis server's CPU seconds so far (INFO ``used_cpu_user`` + ``used_cpu_sys``, all its threads)."""
+    cpu = await redis.info("cpu")
+    return float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"])
 
 
 def percentile(values: Sequence[float], q: float) -> float:
