@@ -17,7 +17,7 @@ from services.assignment.adapters.sticky import StickyStore
 from services.assignment.admin import Administration
 from services.assignment.catalog_feed import CatalogFeed
 from services.assignment.config import AssignmentSettings
-from services.assignment.hot_path import AssignFrontDoor, AssignHotPath, describe
+from services.assignment.hot_path import AssignFrontDoor, AssignHotPath, RememberedAnswers, describe
 from services.assignment.routes import router
 from services.assignment.service import AssignmentService
 from splitstream.errors import DependencyUnavailable
@@ -33,6 +33,7 @@ class AssignmentState(TypedDict):
     catalog: CatalogFeed
     admin: Administration
     assignments: AssignmentService
+    answers: RememberedAnswers
 
 
 @asynccontextmanager
@@ -51,6 +52,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[AssignmentState]:
                 "redis": redis, "event_log": event_log, "catalog": feed,
                 "admin": Administration(store, definitions, feed),
                 "assignments": AssignmentService(feed, sticky, event_log),
+                "answers": RememberedAnswers(settings.answer_cache_size),
             }
     finally:
         await redis.aclose()

@@ -21,6 +21,9 @@ class AssignmentSettings(CommonSettings):
     """Full reload of the definitions even without a change message (a missed pub/sub message heals this late)."""
     sticky_cache_size: int = Field(200_000, ge=0)
     """Sticky records kept in memory; each saves a Redis round trip for a returning unit."""
+    answer_cache_size: int = Field(100_000, ge=0)
+    """``/v1/assign`` answers kept in memory to be given again to the same request (a returning user with the same
+    attributes) while no definition changes; 0 keeps none."""
     cors_origins: list[str] = Field(default_factory=list)
     """Browser origins allowed to call /v1/assign and /v1/config; env ``SPLITSTREAM_ASSIGNMENT_CORS_ORIGINS``
     as a JSON list."""

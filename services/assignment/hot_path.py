@@ -20,6 +20,7 @@ from fastapi import FastAPI
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from services.assignment.recent import RecentValues
 from services.assignment.schemas import (
     ASSIGN_REQUEST,
     MAX_ASSIGN_BODY_BYTES,
@@ -34,6 +35,7 @@ from splitstream.auth import QUERY_KEY, ApiKeys, check_scope, granted_scopes
 from splitstream.auth import Scope as KeyScope
 from splitstream.body import check_declared_length, collect_bounded, parse_json
 from splitstream.errors import InvalidRequest, SplitStreamError, field_errors
+from splitstream.evaluation import Catalog
 from splitstream.service_app import RouteMetrics
 
 ASSIGN_PATH: Final = "/v1/assign"
@@ -42,6 +44,28 @@ _QUERY: Final = TypeAdapter(AssignQuery)
 _JSON: Final = (b"content-type", b"application/json")
 _REMEMBERED_AUTHORIZATIONS: Final = 16
 """Distinct ``Authorization`` values remembered as granting ingest (spellings of the few valid keys)."""
+MAX_REMEMBERED_REQUEST_BYTES: Final = 2048
+"""Longer requests are answered afresh every time, so the remembered answers' memory stays bounded."""
+
+
+class RememberedAnswers:
+    """Answers that may be given again as they are (:attr:`AssignOutcome.repeatable`), by request: the body of a
+    ``POST``, the query of a ``GET``. Each holds only while the catalog it was made from is the current one (any
+    change of any definition makes a new catalog). A returning user asking with the same attributes then costs a
+    lookup instead of validation, evaluation and serialization; the key was checked before, as for any request."""
+
+    def __init__(self, size: int) -> None:
+        self._answers: RecentValues[bytes, tuple[Catalog, bytes]] = RecentValues(size)
+
+    def get(self, request: bytes, catalog: Catalog) -> bytes | None:
+        found = self._answers.get(request)
+        if found is None or found[0] is not catalog:
+            return None
+        return found[1]
+
+    def remember(self, request: bytes, catalog: Catalog, answer: bytes) -> None:
+        if len(request) <= MAX_REMEMBERED_REQUEST_BYTES:
+            self._answers[request] = (catalog, answer)
 
 
 class _Route:
@@ -77,21 +101,38 @@ class AssignHandler:
         authorization = request_headers.get(b"authorization")
         if authorization is None or authorization not in self._ingest_authorizations:
             self._authorize(scope, authorization, query)
-        service: AssignmentService = scope["state"]["assignments"]
+        state = scope["state"]
+        service: AssignmentService = state["assignments"]
+        remembered: RememberedAnswers = state["answers"]
+        catalog = service.catalog  # before answering: an answer is never filed under a newer catalog than its own
         if scope["method"] == "POST":
             declared = request_headers.get(b"content-length")
             check_declared_length(declared.decode("latin-1") if declared else None, MAX_ASSIGN_BODY_BYTES)
-            request = parse_json(ASSIGN_REQUEST, await _body(receive))
-            assignments = await service.assign(
+            body = await _body(receive)
+            answer = remembered.get(body, catalog)
+            if answer is not None:
+                return answer
+            request = parse_json(ASSIGN_REQUEST, body)
+            outcome = await service.assign(
                 request.user_id, request.attributes, request.experiments, log_exposure=request.log_exposure
             )
-            return orjson.dumps({"user_id": request.user_id, "assignments": [wire_assignment(a) for a in assignments]})
-        single = _parse_query(query)
-        [assignment] = await service.assign(
-            single.user_id, single.attribute_map(), [single.experiment], log_exposure=single.log_exposure,
-            field="experiment",
-        )
-        return orjson.dumps({**wire_assignment(assignment), "user_id": single.user_id})
+            answer = orjson.dumps({
+                "user_id": request.user_id, "assignments": [wire_assignment(a) for a in outcome.assignments],
+            })
+        else:
+            body = b"?" + raw_query  # never a POST body, which is JSON
+            answer = remembered.get(body, catalog)
+            if answer is not None:
+                return answer
+            single = _parse_query(query)
+            outcome = await service.assign(
+                single.user_id, single.attribute_map(), [single.experiment], log_exposure=single.log_exposure,
+                field="experiment",
+            )
+            answer = orjson.dumps({**wire_assignment(outcome.assignments[0]), "user_id": single.user_id})
+        if outcome.repeatable:
+            remembered.remember(body, catalog, answer)
+        return answer
 
     def _authorize(self, scope: Scope, authorization: bytes | None, query: list[tuple[str, str]]) -> None:
         api_keys: ApiKeys = scope["app"].state.api_keys

@@ -56,6 +56,16 @@ class Assignment:
     """For a counted decision whose exposure was not logged: the event to send when the payload is shown."""
 
 
+@dataclass(frozen=True, slots=True)
+class AssignOutcome:
+    assignments: list[Assignment]
+    repeatable: bool
+    """Asked again against the same catalog, the same request would get the same answer and change nothing: every
+    sticky record was read (none missing from a failed lookup), there is no exposure to log or to hand back and no
+    sticky record to write, and no experiment asked about has a ramp step still ahead (the only way the clock
+    moves a decision)."""
+
+
 def _utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -74,6 +84,11 @@ class AssignmentService:
         self._publisher = publisher
         self._clock = clock
 
+    @property
+    def catalog(self) -> Catalog:
+        """The definitions answers are made from now: a new object whenever any definition changes."""
+        return self._catalog.current
+
     async def assign(
         self,
         user_id: str,
@@ -82,9 +97,10 @@ class AssignmentService:
         *,
         log_exposure: bool = True,
         field: str = "experiments",
-    ) -> list[Assignment]:
-        """Decisions for ``experiments`` (default: every running or shipped one). With ``log_exposure`` the
-        exposures of counted decisions are in Kafka before this returns."""
+    ) -> AssignOutcome:
+        """Decisions for ``experiments`` (default: every running or shipped one), and whether the answer may be
+        given again as it is. With ``log_exposure`` the exposures of counted decisions are in Kafka before this
+        returns."""
         if not self._catalog.loaded:
             raise DependencyUnavailable("redis: experiment definitions not loaded yet")
         catalog = self._catalog.current
@@ -95,7 +111,7 @@ class AssignmentService:
             if experiment.status is ExperimentStatus.RUNNING
             and (unit_id := catalog.unit_id(experiment, user_id, attributes)) is not None
         }
-        recorded = await self._recorded(list(wanted.values()))
+        recorded, read = await self._recorded(list(wanted.values()))
         now = self._clock()
         decisions = []
         for experiment in chosen:
@@ -137,24 +153,34 @@ class AssignmentService:
             await self._publisher.publish(to_log)
         if first or now_logged:
             await self._remember(first, now_logged)
-        return assignments
+        repeatable = (
+            read and not to_log and not first and not now_logged
+            and all(assignment.exposure is None for assignment in assignments)
+            and not any(_ramps_after(experiment, now) for experiment in chosen)
+        )
+        return AssignOutcome(assignments, repeatable)
 
-    async def _recorded(self, wanted: list[StickyKey]) -> dict[StickyKey, StickyValue]:
+    async def _recorded(self, wanted: list[StickyKey]) -> tuple[dict[StickyKey, StickyValue], bool]:
+        """The sticky records found, and whether they could be read."""
         if not wanted:
-            return {}
+            return {}, True
         try:
-            return await self._sticky.lookup(wanted)
+            return await self._sticky.lookup(wanted), True
         except (RedisError, OSError) as error:
             # Assignment stays up without Redis: users are hashed (the same variant unless weights changed) and
             # their exposures logged again, which the collector deduplicates by event id.
             log.warning("sticky lookup failed; hashing without it", error=repr(error))
-            return {}
+            return {}, False
 
     async def _remember(self, first: dict[StickyKey, StickyValue], now_logged: dict[StickyKey, str]) -> None:
         try:
             await self._sticky.record(first, now_logged)
         except (RedisError, OSError) as error:
             log.warning("sticky record failed", error=repr(error))
+
+
+def _ramps_after(experiment: Experiment, now: datetime) -> bool:
+    return bool(experiment.ramp) and experiment.ramp[-1].at > now
 
 
 def _known(catalog: Catalog, keys: Sequence[str] | None, field: str) -> list[Experiment]:

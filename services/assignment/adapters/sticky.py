@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 
 from redis.asyncio import Redis
 
+from services.assignment.recent import RecentValues
 from splitstream.keys import RedisKeys
 
 UNLOGGED = "|unlogged"
@@ -43,34 +44,6 @@ class StickyValue(NamedTuple):
         if text.endswith(UNLOGGED):
             return cls(text[: -len(UNLOGGED)], exposure_logged=False)
         return cls(text, exposure_logged=True)
-
-
-class _RecentValues:
-    """A bounded cache of the values used most recently, in two generations of plain dicts: a hit in the older one
-    moves to the newer; when the newer fills up, the older is dropped. An LRU within a factor of two of its size,
-    at the cost of dict lookups (``cachetools.LRUCache`` costs microseconds per hit, a fifth of a cached request)."""
-
-    def __init__(self, size: int) -> None:
-        self._half = max(1, size // 2)
-        self._newer: dict[StickyKey, StickyValue] = {}
-        self._older: dict[StickyKey, StickyValue] = {}
-
-    def get(self, key: StickyKey) -> StickyValue | None:
-        found = self._newer.get(key)
-        if found is None:
-            found = self._older.get(key)
-            if found is not None:
-                self[key] = found
-        return found
-
-    def __setitem__(self, key: StickyKey, value: StickyValue) -> None:
-        if len(self._newer) >= self._half:
-            self._older, self._newer = self._newer, {}
-        self._newer[key] = value
-
-    def clear(self) -> None:
-        self._newer.clear()
-        self._older.clear()
 
 
 Command = tuple[str | bytes | int, ...]
@@ -142,7 +115,7 @@ class StickyStore:
     def __init__(self, redis: Redis, keys: RedisKeys, *, cache_size: int = 200_000) -> None:
         self._redis = redis
         self._keys = keys
-        self._cache = _RecentValues(cache_size)
+        self._cache: RecentValues[StickyKey, StickyValue] = RecentValues(cache_size)
         self._pipeline = _SharedPipeline(redis)
 
     async def lookup(self, wanted: Sequence[StickyKey]) -> dict[StickyKey, StickyValue]:

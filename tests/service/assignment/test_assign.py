@@ -194,3 +194,27 @@ async def test_assign_needs_the_ingest_scope(client: httpx.AsyncClient, unique: 
     assert (await client.get("/v1/assign", params=params)).status_code == 401
     assert (await client.get("/v1/assign", params=params, headers=auth("read"))).status_code == 403
     assert (await client.get("/v1/assign", params=params, headers=auth("ingest"))).status_code == 200
+
+
+async def test_a_remembered_answer_gives_way_at_once_to_any_change_of_the_definitions(
+    client: httpx.AsyncClient, unique: str
+) -> None:
+    key = f"exp-{unique}"
+    await create_experiment(client, key)
+    request = {"user_id": "user-1", "attributes": {"country": "CN"}, "experiments": [key]}
+
+    async def reason_and_variant() -> tuple[str, str]:
+        answer = await client.post("/v1/assign", json=request, headers=auth("ingest"))
+        assert answer.status_code == 200, answer.text
+        [assignment] = answer.json()["assignments"]
+        return assignment["reason"], assignment["variant"]
+
+    _, variant = await reason_and_variant()
+    for _ in range(3):  # a returning user: from the second on, the same answer may be given again as it is
+        assert await reason_and_variant() == ("sticky", variant)
+    for action, expected in (("pause", "not_running"), ("start", "sticky")):
+        assert (await client.post(f"/v1/experiments/{key}/{action}", headers=auth("admin"))).status_code == 200
+        assert (await reason_and_variant())[0] == expected
+    shipped = await client.post(f"/v1/experiments/{key}/ship", json={"variant": "treatment-1"}, headers=auth("admin"))
+    assert shipped.status_code == 200, shipped.text
+    assert await reason_and_variant() == ("shipped", "treatment-1")

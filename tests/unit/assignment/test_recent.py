@@ -1,4 +1,5 @@
-from services.assignment.adapters.sticky import StickyKey, StickyValue, _RecentValues
+from services.assignment.adapters.sticky import StickyKey, StickyValue
+from services.assignment.recent import RecentValues
 
 
 def _key(index: int) -> StickyKey:
@@ -6,7 +7,7 @@ def _key(index: int) -> StickyKey:
 
 
 def test_recent_values_keep_at_least_half_their_size_of_the_latest_and_drop_the_stale() -> None:
-    cache = _RecentValues(4)
+    cache: RecentValues[StickyKey, StickyValue] = RecentValues(4)
     for index in range(6):
         cache[_key(index)] = StickyValue(f"v{index}", exposure_logged=True)
     # Generations of two: {0, 1} were dropped when {4} began, {2, 3} is the older one, {4, 5} the newer.
@@ -17,7 +18,7 @@ def test_recent_values_keep_at_least_half_their_size_of_the_latest_and_drop_the_
 
 
 def test_a_hit_in_the_older_generation_survives_the_next_turnover() -> None:
-    cache = _RecentValues(4)
+    cache: RecentValues[StickyKey, StickyValue] = RecentValues(4)
     cache[_key(0)] = StickyValue("a", exposure_logged=True)
     cache[_key(1)] = StickyValue("b", exposure_logged=True)
     cache[_key(2)] = StickyValue("c", exposure_logged=True)  # 0 and 1 now in the older generation
@@ -27,6 +28,15 @@ def test_a_hit_in_the_older_generation_survives_the_next_turnover() -> None:
     assert cache.get(_key(0)) == StickyValue("a", exposure_logged=True)
     cache.clear()
     assert cache.get(_key(0)) is None
+
+
+def test_a_size_of_zero_keeps_nothing_and_one_keeps_the_latest() -> None:
+    nothing: RecentValues[str, int] = RecentValues(0)
+    nothing["a"] = 1
+    assert nothing.get("a") is None
+    one: RecentValues[str, int] = RecentValues(1)
+    one["a"], one["b"] = 1, 2
+    assert one.get("b") == 2
 
 
 def test_values_round_trip_through_their_redis_encoding() -> None:
