@@ -23,7 +23,10 @@ from dataclasses import dataclass, replace
 from bench.assignment import bare, http_runs, sdk_timing
 from bench.assignment.http_runs import ASSIGN_PATH, LabelledRun, Measured
 from bench.assignment.sdk_timing import Timing
-from bench.assignment.servers import (
+from bench.assignment.wrk import CONNECTIONS, THREADS, WrkResult, wrk_binary
+from bench.ingest.stack import DevStack, create_running_experiment, delete_matching, run_id, stop_experiment
+from bench.process_cpu import CpuUse
+from bench.servers import (
     ASSIGNMENT_FACTORY,
     BARE_FACTORY,
     UVICORN_OPTIONS,
@@ -31,9 +34,6 @@ from bench.assignment.servers import (
     ServerError,
     serving,
 )
-from bench.assignment.wrk import CONNECTIONS, THREADS, WrkResult, wrk_binary
-from bench.ingest.stack import DevStack, create_running_experiment, delete_matching, run_id, stop_experiment
-from bench.process_cpu import CpuUse
 from devstack.config import StackConfig, dev_config
 from devstack.redis_server import answers
 from splitstream.auth import Scope

@@ -121,10 +121,12 @@ async def _timed(
     return Throughput(events, seconds, latencies, meter.stop(seconds, events) if meter is not None else None)
 
 
-async def measure_http_ingest(stack: DevStack, workload: IngestWorkload, collector_pid: int | None) -> Throughput:
+async def measure_http_ingest(
+    stack: DevStack, collector_url: str, workload: IngestWorkload, collector_pid: int | None
+) -> Throughput:
     headers = {**stack.headers(Scope.INGEST), "content-type": "application/json"}
     limits = httpx.Limits(max_connections=CONNECTIONS, max_keepalive_connections=CONNECTIONS)
-    async with httpx.AsyncClient(base_url=stack.collector_url, headers=headers, limits=limits, timeout=60) as client:
+    async with httpx.AsyncClient(base_url=collector_url, headers=headers, limits=limits, timeout=60) as client:
 
         async def post(index: int) -> None:
             answer = await client.post("/v1/events", content=workload.bodies[index])
@@ -134,9 +136,9 @@ async def measure_http_ingest(stack: DevStack, workload: IngestWorkload, collect
         return await _timed(workload, post, CpuMeter(collector_pid))
 
 
-async def measure_producer_ceiling(stack: DevStack, workload: IngestWorkload) -> Throughput:
-    """The same records straight to the topic, with the collector's producer settings and, as the collector sends
-    a batch, as whole record batches per partition; the consumer later skips them as already applied (same ids)."""
+async def measure_producer_ceiling(stack: DevStack, topic: str, workload: IngestWorkload) -> Throughput:
+    """The same records straight to ``topic``, with the collector's producer settings and, as the collector sends
+    a batch, as whole record batches per partition."""
     producer = AIOKafkaProducer(
         bootstrap_servers=stack.kafka_bootstrap, acks="all", enable_idempotence=True, linger_ms=2,
         client_id="splitstream-bench", partitioner=KeyPartitioner(),
@@ -145,7 +147,7 @@ async def measure_producer_ceiling(stack: DevStack, workload: IngestWorkload) ->
     try:
 
         async def produce(index: int) -> None:
-            await asyncio.gather(*await send_record_batches(producer, stack.topic, workload.batches[index]))
+            await asyncio.gather(*await send_record_batches(producer, topic, workload.batches[index]))
 
         return await _timed(workload, produce)
     finally:

@@ -1,4 +1,4 @@
-"""The benchmark's own uvicorn processes: the assignment app and the bare ASGI app, one worker each, same options.
+"""The benchmarks' own uvicorn processes (the assignment app and the bare ASGI app, the collector), one worker each.
 
 They run beside the dev stack's services (on ports of their own) with the environment `make up` gives those
 services, and are tracked with devstack's pid files under ``.run/dev`` so a run that died is cleaned up by the next.
@@ -77,14 +77,15 @@ def _wait_ready(server: Server, path: str) -> None:
 
 @contextmanager
 def serving(
-    config: StackConfig, redis_url: str, *, name: str, factory: str, preferred_port: int, ready_path: str
+    config: StackConfig, redis_url: str, *, name: str, factory: str, preferred_port: int, ready_path: str,
+    env: dict[str, str] | None = None,
 ) -> Iterator[Server]:
-    """uvicorn serving ``factory`` until the block ends (also on error)."""
+    """uvicorn serving ``factory`` until the block ends (also on error); ``env`` overrides the dev stack's."""
     process = ManagedProcess(name, config.run_dir, marker=factory)
     process.stop(timeout=10)  # left over from a run that was killed
     server = Server(name, free_port(preferred_port), process)
     argv = [sys.executable, "-m", "uvicorn", "--factory", factory, "--port", str(server.port), *UVICORN_OPTIONS]
-    process.start(argv, env=service_env(config, redis_url, load_or_create(config)), cwd=PROJECT_ROOT)
+    process.start(argv, env={**service_env(config, redis_url, load_or_create(config)), **(env or {})}, cwd=PROJECT_ROOT)
     try:
         _wait_ready(server, ready_path)
         yield server
