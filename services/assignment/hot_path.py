@@ -49,23 +49,24 @@ MAX_REMEMBERED_REQUEST_BYTES: Final = 2048
 
 
 class RememberedAnswers:
-    """Answers that may be given again as they are (:attr:`AssignOutcome.repeatable`), by request: the body of a
-    ``POST``, the query of a ``GET``. Each holds only while the catalog it was made from is the current one (any
-    change of any definition makes a new catalog). A returning user asking with the same attributes then costs a
-    lookup instead of validation, evaluation and serialization; the key was checked before, as for any request."""
+    """Answers that may be given again as they are (:attr:`AssignOutcome.repeatable`), by request: the method with
+    the body of a ``POST`` or the query of a ``GET``. Each holds only while the catalog it was made from is the
+    current one (any change of any definition makes a new catalog). A returning user asking with the same
+    attributes then costs a lookup instead of validation, evaluation and serialization; the key was checked before,
+    as for any request."""
 
     def __init__(self, size: int) -> None:
-        self._answers: RecentValues[bytes, tuple[Catalog, bytes]] = RecentValues(size)
+        self._answers: RecentValues[tuple[str, bytes], tuple[Catalog, bytes]] = RecentValues(size)
 
-    def get(self, request: bytes, catalog: Catalog) -> bytes | None:
-        found = self._answers.get(request)
+    def get(self, method: str, request: bytes, catalog: Catalog) -> bytes | None:
+        found = self._answers.get((method, request))
         if found is None or found[0] is not catalog:
             return None
         return found[1]
 
-    def remember(self, request: bytes, catalog: Catalog, answer: bytes) -> None:
+    def remember(self, method: str, request: bytes, catalog: Catalog, answer: bytes) -> None:
         if len(request) <= MAX_REMEMBERED_REQUEST_BYTES:
-            self._answers[request] = (catalog, answer)
+            self._answers[method, request] = (catalog, answer)
 
 
 class _Route:
@@ -105,14 +106,15 @@ class AssignHandler:
         service: AssignmentService = state["assignments"]
         remembered: RememberedAnswers = state["answers"]
         catalog = service.catalog  # before answering: an answer is never filed under a newer catalog than its own
-        if scope["method"] == "POST":
+        method = scope["method"]
+        if method == "POST":
             declared = request_headers.get(b"content-length")
             check_declared_length(declared.decode("latin-1") if declared else None, MAX_ASSIGN_BODY_BYTES)
-            body = await _body(receive)
-            answer = remembered.get(body, catalog)
+            request_bytes = await _body(receive)
+            answer = remembered.get(method, request_bytes, catalog)
             if answer is not None:
                 return answer
-            request = parse_json(ASSIGN_REQUEST, body)
+            request = parse_json(ASSIGN_REQUEST, request_bytes)
             outcome = await service.assign(
                 request.user_id, request.attributes, request.experiments, log_exposure=request.log_exposure
             )
@@ -120,8 +122,8 @@ class AssignHandler:
                 "user_id": request.user_id, "assignments": [wire_assignment(a) for a in outcome.assignments],
             })
         else:
-            body = b"?" + raw_query  # never a POST body, which is JSON
-            answer = remembered.get(body, catalog)
+            request_bytes = raw_query
+            answer = remembered.get(method, request_bytes, catalog)
             if answer is not None:
                 return answer
             single = _parse_query(query)
@@ -131,7 +133,7 @@ class AssignHandler:
             )
             answer = orjson.dumps({**wire_assignment(outcome.assignments[0]), "user_id": single.user_id})
         if outcome.repeatable:
-            remembered.remember(body, catalog, answer)
+            remembered.remember(method, request_bytes, catalog, answer)
         return answer
 
     def _authorize(self, scope: Scope, authorization: bytes | None, query: list[tuple[str, str]]) -> None:

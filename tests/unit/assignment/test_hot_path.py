@@ -41,8 +41,13 @@ class Stand:
         self.handler = AssignHandler()
 
     async def post(self, body: dict[str, Any] | bytes) -> tuple[int, Any]:
-        raw = body if isinstance(body, bytes) else orjson.dumps(body)
-        scope = {"type": "http", "method": "POST", "path": "/v1/assign", "query_string": b"",
+        return await self.call("POST", body if isinstance(body, bytes) else orjson.dumps(body), b"")
+
+    async def get(self, query: bytes) -> tuple[int, Any]:
+        return await self.call("GET", b"", query)
+
+    async def call(self, method: str, raw: bytes, query: bytes) -> tuple[int, Any]:
+        scope = {"type": "http", "method": method, "path": "/v1/assign", "query_string": query,
                  "state": self.state, "app": self.app}
         sent: list[dict[str, Any]] = []
 
@@ -90,6 +95,18 @@ async def test_what_changes_something_or_is_long_or_invalid_is_never_remembered(
     for _ in range(2):
         status, error = await stand.post(b'{"user_id": ""}')
         assert status == 422 and "user_id" in orjson.dumps(error).decode()
+
+
+async def test_a_get_answer_is_never_given_to_a_post_whose_body_is_the_same_bytes() -> None:
+    stand = Stand(_experiment("title"))
+    query = b"experiment=title&user_id=u4"
+    for _ in range(3):  # the first records the sticky, the second is remembered, the third given from memory
+        status, answer = await stand.get(query)
+        assert status == 200 and answer["reason"] in {"hashed", "sticky"}
+    lookups = len(stand.sticky.lookups)
+    assert lookups == 2
+    status, error = await stand.post(b"?" + query)
+    assert status == 400, error  # not JSON, whatever a GET with these bytes was answered
 
 
 async def test_a_size_of_zero_remembers_nothing() -> None:
