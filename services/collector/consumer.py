@@ -13,7 +13,7 @@ from collections.abc import Callable
 import structlog
 from redis.exceptions import RedisError
 
-from services.collector.adapters.fold import check_redis_version
+from services.collector.adapters.fold import check_redis_server
 from services.collector.aggregator import Aggregator
 from services.collector.config import CollectorSettings
 from services.collector.metrics import serve_metrics
@@ -40,7 +40,7 @@ async def consume(settings: CollectorSettings) -> None:
     stop_metrics = _serve_metrics(settings)
     redis = open_redis(settings.redis_url)
     try:
-        await check_redis_version(redis)
+        await check_redis_server(redis)
     except (RedisError, OSError) as error:
         # Not reachable yet: the aggregator waits for it, and a server too old fails its first fold call loudly.
         log.warning("redis version not checked", error=repr(error))

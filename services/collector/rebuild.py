@@ -54,7 +54,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from redis.asyncio import Redis
 
-from services.collector.adapters.fold import StatisticsFolder, check_redis_version
+from services.collector.adapters.fold import StatisticsFolder, check_redis_server
 from services.collector.aggregator import statistics_folder
 from services.collector.config import CollectorSettings
 from services.collector.decoding import EventRecord, decode_records
@@ -133,7 +133,7 @@ class Rebuild:
 
     async def run(self, progress: Progress | None = None) -> RebuildReport:
         began = time.monotonic()
-        await check_redis_version(self._redis)  # the replay folds with the same script as the consumer
+        await check_redis_server(self._redis)  # the replay folds with the same script as the consumer
         await self._refuse_while_consumers_run()
         changed = await definitions_changed_since_creation(self._redis, self._live)
         if changed and not self._with_current_definitions:

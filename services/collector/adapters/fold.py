@@ -8,7 +8,7 @@ does, changes nothing the second time.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib.resources import files
 from typing import Any, Final
@@ -42,7 +42,7 @@ MIN_REDIS_VERSION: Final = (7, 0)
 
 
 class UnsupportedRedis(RuntimeError):
-    """The Redis server is older than the fold needs."""
+    """The Redis server is older than the fold needs, or runs in cluster mode."""
 
 
 def version_tuple(text: str) -> tuple[int, ...]:
@@ -56,13 +56,26 @@ def version_tuple(text: str) -> tuple[int, ...]:
     return tuple(numbers)
 
 
-async def check_redis_version(redis: Redis) -> None:
-    """Raise :class:`UnsupportedRedis`, naming the version found, when the server predates MIN_REDIS_VERSION: a
-    consumer that started anyway would fail every fold call."""
-    found = str((await redis.info("server")).get("redis_version", ""))
+def server_refusal(info: Mapping[str, Any]) -> str | None:
+    """Why the fold cannot run on the server whose INFO (``server`` and ``cluster`` sections) this is, or None.
+
+    A fold call touches the keys of a batch's users and of every experiment their events feed, declared in no KEYS,
+    so it needs all of them on one server: a cluster node would refuse the keys of other slots in mid-script."""
+    found = str(info.get("redis_version", ""))
     if version_tuple(found) < MIN_REDIS_VERSION:
         wanted = ".".join(map(str, MIN_REDIS_VERSION))
-        raise UnsupportedRedis(f"the fold needs Redis {wanted} or newer; the server at hand is {found or 'unknown'}")
+        return f"the fold needs Redis {wanted} or newer; the server at hand is {found or 'unknown'}"
+    if str(info.get("cluster_enabled", "0")) == "1":
+        return "the fold needs a standalone Redis (or a single shard); the server at hand runs in cluster mode"
+    return None
+
+
+async def check_redis_server(redis: Redis) -> None:
+    """Raise :class:`UnsupportedRedis`, saying why, when the fold cannot run on this server: a consumer that started
+    anyway would fail every fold call."""
+    refusal = server_refusal({**await redis.info("server"), **await redis.info("cluster")})
+    if refusal is not None:
+        raise UnsupportedRedis(refusal)
 
 
 async def read_stats(redis: Redis, keys: RedisKeys) -> dict[str, int]:
