@@ -20,6 +20,7 @@ from fastapi import FastAPI
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from services.assignment.metrics import COMPUTED_ANSWERS, REMEMBERED_ANSWERS
 from services.assignment.recent import RecentValues
 from services.assignment.schemas import (
     ASSIGN_REQUEST,
@@ -62,6 +63,7 @@ class RememberedAnswers:
         found = self._answers.get((method, request))
         if found is None or found[0] is not catalog:
             return None
+        REMEMBERED_ANSWERS.inc()
         return found[1]
 
     def remember(self, method: str, request: bytes, catalog: Catalog, answer: bytes) -> None:
@@ -132,6 +134,7 @@ class AssignHandler:
                 field="experiment",
             )
             answer = orjson.dumps({**wire_assignment(outcome.assignments[0]), "user_id": single.user_id})
+        COMPUTED_ANSWERS.inc()
         if outcome.repeatable:
             remembered.remember(method, request_bytes, catalog, answer)
         return answer

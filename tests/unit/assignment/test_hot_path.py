@@ -7,6 +7,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import orjson
+from prometheus_client import REGISTRY
 
 from services.assignment.hot_path import MAX_REMEMBERED_REQUEST_BYTES, AssignHandler, RememberedAnswers
 from services.assignment.service import AssignmentService
@@ -107,6 +108,19 @@ async def test_a_get_answer_is_never_given_to_a_post_whose_body_is_the_same_byte
     assert lookups == 2
     status, error = await stand.post(b"?" + query)
     assert status == 400, error  # not JSON, whatever a GET with these bytes was answered
+
+
+def _answers(source: str) -> float:
+    return REGISTRY.get_sample_value("splitstream_assign_answers_total", {"source": source}) or 0.0
+
+
+async def test_answers_are_counted_by_source_errors_aside() -> None:
+    stand = Stand(_experiment("title"))
+    before = {source: _answers(source) for source in ("remembered", "computed")}
+    for _ in range(4):  # hashed, then sticky (now remembered), then twice from memory
+        await stand.post({"user_id": "u5"})
+    await stand.post(b"not json")
+    assert {source: _answers(source) - before[source] for source in before} == {"remembered": 2, "computed": 2}
 
 
 async def test_a_size_of_zero_remembers_nothing() -> None:

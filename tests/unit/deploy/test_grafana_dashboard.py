@@ -14,6 +14,7 @@ from prometheus_client import REGISTRY
 
 # Imported for their side effect: each module registers its metrics in the default registry.
 import services.analyzer.gauges
+import services.assignment.metrics
 import services.collector.metrics
 import splitstream.service_app
 
@@ -21,7 +22,9 @@ PROVISIONING = Path(__file__).resolve().parents[3] / "deploy" / "grafana" / "pro
 DASHBOARD = PROVISIONING / "dashboards" / "splitstream-experiments.json"
 METRIC_NAME = re.compile(r"\bsplitstream_[a-z0-9_]+")
 SAMPLE_SUFFIXES = {"counter": ("_total",), "histogram": ("_bucket", "_count", "_sum"), "gauge": ("",)}
-DEFINING_MODULES = (services.analyzer.gauges, services.collector.metrics, splitstream.service_app)
+DEFINING_MODULES = (
+    services.analyzer.gauges, services.assignment.metrics, services.collector.metrics, splitstream.service_app,
+)
 """Where the splitstream_* metrics are defined; importing them fills the default registry."""
 
 
