@@ -19,21 +19,12 @@ COLLECTOR_FACTORY = "services.collector.app:create_app"
 COLLECTOR_PORT = 8104
 
 
-async def _partitions(bootstrap: str, topic: str) -> int:
+@asynccontextmanager
+async def _admin(bootstrap: str) -> AsyncIterator[AIOKafkaAdminClient]:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="splitstream-bench")
     await admin.start()
     try:
-        [description] = await admin.describe_topics([topic])
-        return len(description["partitions"])
-    finally:
-        await admin.close()
-
-
-async def _delete_topic(bootstrap: str, topic: str) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="splitstream-bench")
-    await admin.start()
-    try:
-        await admin.delete_topics([topic])
+        yield admin
     finally:
         await admin.close()
 
@@ -42,7 +33,9 @@ async def _delete_topic(bootstrap: str, topic: str) -> None:
 async def own_collector(config: StackConfig, stack: DevStack, run: str) -> AsyncIterator[tuple[Server, str]]:
     """The collector serving, and its topic: made like the dev stack's events topic, deleted at the end."""
     topic = f"{stack.topic}.bench-{run}"
-    partitions = await _partitions(stack.kafka_bootstrap, stack.topic)
+    async with _admin(stack.kafka_bootstrap) as admin:
+        [description] = await admin.describe_topics([stack.topic])
+    partitions = len(description["partitions"])
     await ensure_topics(stack.kafka_bootstrap, [topic], partitions, EVENTS_TOPIC_CONFIGS)
     try:
         with serving(
@@ -51,4 +44,5 @@ async def own_collector(config: StackConfig, stack: DevStack, run: str) -> Async
         ) as server:
             yield server, topic
     finally:
-        await _delete_topic(stack.kafka_bootstrap, topic)
+        async with _admin(stack.kafka_bootstrap) as admin:
+            await admin.delete_topics([topic])

@@ -113,9 +113,12 @@ class AssignHandler:
             declared = request_headers.get(b"content-length")
             check_declared_length(declared.decode("latin-1") if declared else None, MAX_ASSIGN_BODY_BYTES)
             request_bytes = await _body(receive)
-            answer = remembered.get(method, request_bytes, catalog)
-            if answer is not None:
-                return answer
+        else:
+            request_bytes = raw_query
+        answer = remembered.get(method, request_bytes, catalog)
+        if answer is not None:
+            return answer
+        if method == "POST":
             request = parse_json(ASSIGN_REQUEST, request_bytes)
             outcome = await service.assign(
                 request.user_id, request.attributes, request.experiments, log_exposure=request.log_exposure
@@ -124,10 +127,6 @@ class AssignHandler:
                 "user_id": request.user_id, "assignments": [wire_assignment(a) for a in outcome.assignments],
             })
         else:
-            request_bytes = raw_query
-            answer = remembered.get(method, request_bytes, catalog)
-            if answer is not None:
-                return answer
             single = _parse_query(query)
             outcome = await service.assign(
                 single.user_id, single.attribute_map(), [single.experiment], log_exposure=single.log_exposure,
