@@ -90,4 +90,4 @@ class CatalogFeed:
                 await self.reload()
                 resync_at = loop.time() + self._resync_seconds
         finally:
-            await pubsub.aclose()  # type: ignore[no-untyped-call]
+            await pubsub.aclose()  # type: ignore[no-untyped-call, unused-ignore]  # typed from redis 8.2 on
