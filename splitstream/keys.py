@@ -38,7 +38,8 @@ user's keys in one slot. Below, ``[key]`` is the tagged key (``{checkout}``), ``
                                         since the epoch), so a redelivered or resent event is not counted twice;
                                         each mark is kept at least ``dedup_ttl`` seconds;
                                       - daily totals of events feeding binomial or mean metrics (CUPED):
-                                        ``{event}`` = ``{day}:{Σ values},{count}`` entries joined by ``;``,
+                                        ``daily_totals_field(event)`` (4 bytes) = ``{day}:{Σ values},{count}``
+                                        entries joined by ``;``,
                                         newest day first (a value of 1 for an event without one; ``day`` = days
                                         since 1970-01-01 UTC), kept ``MAX_CUPED_LOOKBACK_DAYS``; a value with a
                                         colon is a daily total, a plain number a mark
@@ -54,11 +55,12 @@ user's keys in one slot. Below, ``[key]`` is the tagged key (``{checkout}``), ``
 from __future__ import annotations
 
 from dataclasses import dataclass
-from hashlib import blake2b
+from hashlib import blake2b, sha1
 
 DEFAULT_EVENTS_TOPIC = "splitstream.events"
 METRIC_INDEX_SEPARATOR = "|"
 DEDUP_MARK_BYTES = 8
+DAILY_TOTALS_FIELD_BYTES = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +150,14 @@ def dedup_mark(event_id: str) -> bytes:
     """The field that marks an applied event in its user's state: 64 bits of BLAKE2b of the event id. A user keeps
     a few thousand marks at most, so two ids share a mark with odds near 2^-64 per pair."""
     return blake2b(event_id.encode(), digest_size=DEDUP_MARK_BYTES).digest()
+
+
+def daily_totals_field(event: str) -> bytes:
+    """The field of an event name's daily totals in each user's state: the first 32 bits of its SHA-1 (fold.lua
+    takes them from ``redis.sha1hex``), so a user state holds 4 bytes per event name, however long the name.
+    Two names that share a field mix their totals in the users who have both: only their CUPED covariates move,
+    which are pre-exposure numbers, so the estimates stay unbiased and merely lose some variance reduction."""
+    return sha1(event.encode()).digest()[:DAILY_TOTALS_FIELD_BYTES]
 
 
 def sum_field(metric: str) -> str:

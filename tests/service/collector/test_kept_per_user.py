@@ -12,7 +12,7 @@ from redis.asyncio import Redis
 from services.collector.aggregator import statistics_folder
 from services.collector.config import CollectorSettings
 from splitstream.events import Exposure, TrackEvent
-from splitstream.keys import dedup_mark
+from splitstream.keys import daily_totals_field, dedup_mark
 
 AT = datetime.now(UTC)
 
@@ -68,7 +68,7 @@ async def test_dedup_marks_share_a_hash_per_user_and_outlive_the_dedup_window_on
     assert len(marks) == 63 and dedup_mark("purchase-ann-0") not in marks
     assert dedup_mark("purchase-ann-1") in marks
     # The daily totals of all 64 purchases survive the sweep that happened part-way through the second call.
-    days = [entry.split(b":")[1].split(b",") for entry in state[b"purchase"].split(b";")]
+    days = [entry.split(b":")[1].split(b",") for entry in state[daily_totals_field("purchase")].split(b";")]
     assert sum(float(total) for total, _ in days) == 64 * 3.0 and sum(int(count) for _, count in days) == 64
     # The daily totals keep the state longer than the dedup window: as long as CUPED can look back.
     assert await redis.ttl(settings.redis_keys.user_state("ann")) > 2 * 3600

@@ -27,6 +27,7 @@ from splitstream.experiment import (
     MetricType,
     Variant,
 )
+from splitstream.keys import daily_totals_field
 from splitstream.registry import ExperimentRegistry
 from splitstream.statistics import CovariateMoments, RatioMoments
 
@@ -190,9 +191,9 @@ async def test_daily_totals_keep_only_days_a_lookback_can_reach(
                         _event("old", 3, "unmeasured", NOW - 2 * DAY, 20.0)], [arrived] * 3)
     state = settings.redis_keys.user_state("old")
     stored = {key: value.decode() for key, value in (await redis.hgetall(state)).items()}
-    totals = {key.decode(): value for key, value in stored.items() if ":" in value}
+    totals = {key: value for key, value in stored.items() if ":" in value}
     day = (NOW - 2 * DAY).timestamp() // 86400
-    assert totals == {"purchase": f"{day:.0f}:20,1"}
+    assert totals == {daily_totals_field("purchase"): f"{day:.0f}:20,1"}
     assert len(stored) == 4  # and the three dedup marks
     assert 31 * 86400 < await redis.ttl(state) <= 32 * 86400
 
@@ -207,11 +208,13 @@ async def test_daily_totals_of_an_event_are_one_field_newest_day_first_that_drop
     await folder.apply([_event("mixed", index, "purchase", NOW - back * DAY, 1.5 * index)
                         for index, back in enumerate(days_back, start=1)], [arrived] * len(days_back))
     state = settings.redis_keys.user_state("mixed")
-    assert await redis.hget(state, "purchase") == (
+    assert await redis.hget(state, daily_totals_field("purchase")) == (
         f"{today - 1}:10.5,2;{today - 2}:6,1;{today - 3}:6,2;{today - 5}:9,1".encode()
     )
 
     # 29 days later, a new day's event: the days no lookback can reach any more (before today - 2) go.
     later = arrived + 29 * 86_400_000
     await folder.apply([_event("mixed", 7, "purchase", NOW + 29 * DAY, 0.1)], [later])
-    assert await redis.hget(state, "purchase") == f"{today + 29}:0.1,1;{today - 1}:10.5,2;{today - 2}:6,1".encode()
+    assert await redis.hget(state, daily_totals_field("purchase")) == (
+        f"{today + 29}:0.1,1;{today - 1}:10.5,2;{today - 2}:6,1".encode()
+    )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from splitstream.keys import DEDUP_MARK_BYTES, RedisKeys, dedup_mark
+from splitstream.keys import DAILY_TOTALS_FIELD_BYTES, DEDUP_MARK_BYTES, RedisKeys, daily_totals_field, dedup_mark
 
 KEYS = RedisKeys("ss")
 
@@ -28,6 +28,15 @@ def test_a_dedup_mark_is_eight_bytes_that_depend_only_on_the_event_id() -> None:
     assert len(marks) == 10_000
     assert all(len(mark) == DEDUP_MARK_BYTES == 8 for mark in marks)
     assert dedup_mark("order-1") == dedup_mark("order-1") != dedup_mark("order-2")
+
+
+def test_a_daily_totals_field_is_four_bytes_for_any_event_name_and_never_looks_like_a_mark() -> None:
+    names = [f"checkout.step{index}.completed_with_a_long_event_name" for index in range(1_000)]
+    fields = {daily_totals_field(name) for name in names}
+
+    assert len(fields) == len(names)
+    assert all(len(field) == DAILY_TOTALS_FIELD_BYTES == 4 != DEDUP_MARK_BYTES for field in fields)
+    assert daily_totals_field("purchase") == daily_totals_field("purchase") != daily_totals_field("purchases")
 
 
 def test_every_key_of_an_experiment_carries_its_key_as_hash_tag_in_every_phase() -> None:

@@ -25,10 +25,22 @@ local function covariate_plan_of(experiment)
   return cached
 end
 
--- The user's daily totals of one event name live in one field of the user state, named after the event:
+-- The user's daily totals of one event name live in one field of the user state, the first 4 bytes of the name's
+-- SHA-1 (splitstream/keys.py daily_totals_field: 4 bytes per name in every user's state, however long the name):
 -- "{day}:{sum},{count}" entries joined by ";", the newest day first (days since the epoch, UTC, by the event's own
 -- timestamp; the sum with every digit of the double). The newest first makes the common update, another event of
 -- the latest day, a match at the start of the text.
+local totals_fields = {}
+local function totals_field(name)
+  local field = totals_fields[name]
+  if field == nil then
+    field = string.gsub(string.sub(redis.sha1hex(name), 1, 8), '..',
+                        function(pair) return string.char(tonumber(pair, 16)) end)
+    totals_fields[name] = field
+  end
+  return field
+end
+
 local function day_entry(day, sum, count) return day .. ':' .. exact_text(sum) .. ',' .. count end
 
 -- The entries after adding v on day, without days before oldest_day; nil when nothing changes (a value that would
@@ -69,13 +81,14 @@ local function record_daily_total(user, name, value, happened_at, arrived_at)
   local oldest_day = math.floor(arrived_at / MS_PER_DAY) - covariate_days_kept - 1
   if day < oldest_day or not v then return end
   local state = state_of(user)
-  local raw = read_fields(state.key, {name})[1]
+  local field = totals_field(name)
+  local raw = read_fields(state.key, {field})[1]
   local updated = with_event(raw or nil, day, v, oldest_day)
   if updated == nil then
     overflow = overflow + 1
     return
   end
-  write_field(state.key, name, updated)
+  write_field(state.key, field, updated)
   keep_for(state, (covariate_days_kept + 2) * SECONDS_PER_DAY)
   if not raw then field_added(state, arrived_at) end
 end
@@ -88,7 +101,7 @@ local function enter_covariates(experiment, user, user_hash, variant, exposed_at
   local exposure_day = math.floor(exposed_at / MS_PER_DAY)
   local first_day = exposure_day - plan.lookback
   local names = {}
-  for index, metric in ipairs(plan.metrics) do names[index] = metric.event end
+  for index, metric in ipairs(plan.metrics) do names[index] = totals_field(metric.event) end
   local stored = read_fields(user_state_key(user), names)
   local totals = {}
   for index, metric in ipairs(plan.metrics) do

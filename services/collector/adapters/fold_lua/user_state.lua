@@ -1,5 +1,6 @@
 -- fold.lua, part 3 of 7: each user's state shared by all experiments, one hash: dedup marks (mark -> hour of
--- arrival) and daily totals (event name -> "{day}:{sum},{count};...", the covariates part keeps them).
+-- arrival) and daily totals (4 bytes of the event name's SHA-1 -> "{day}:{sum},{count};...", the covariates part
+-- keeps them).
 
 -- What this call knows of each user state it touched: the key, its field count (read once, then counted here: the
 -- call happens at one instant and nothing else runs meanwhile), whether it was new, and the longest time to live an
