@@ -21,10 +21,13 @@ user's keys in one slot. Below, ``[key]`` is the tagged key (``{checkout}``), ``
                                       a ratio's ``{metric}:dsum``, ``{metric}:dsumsq``, ``{metric}:md`` (Σd, Σd²,
                                       Σm·d); a binomial or mean metric's CUPED covariate ``{metric}:xsum``,
                                       ``{metric}:xsumsq``, ``{metric}:xy`` (Σx, Σx², Σx·y)
-- ``{p}:exp:[scope]:u:{user}``        hash of one exposed user: ``variant``, ``ts`` (first exposure, epoch ms),
+- ``{p}:exp:[scope]:users:{bucket}``  hash of the exposed users of one of ``USER_BUCKETS`` buckets
+                                      (``user_bucket``): field the user id, value the user's record
+                                      (``user_record``): ``v`` (variant), ``t`` (first exposure, epoch ms),
                                       ``m:{metric}`` (the user's running total, a ratio's numerator),
                                       ``d:{metric}`` (a ratio's denominator), ``x:{metric}`` (the covariate,
-                                      when not 0), ``s:{dimension}`` (the user's segment values)
+                                      when not 0), ``s:{dimension}`` (the user's segment values); a field per
+                                      user costs far less than a key per user
 - ``{p}:exp:[scope]:looks``           list of the group-sequential looks the analyzer recorded, oldest first: one
                                       JSON record per look (services/analyzer/looks.py), appended only when the
                                       list holds exactly the looks before it, so no look is recorded twice
@@ -61,6 +64,8 @@ DEFAULT_EVENTS_TOPIC = "splitstream.events"
 METRIC_INDEX_SEPARATOR = "|"
 DEDUP_MARK_BYTES = 8
 DAILY_TOTALS_FIELD_BYTES = 4
+USER_BUCKETS = 4096
+USER_RECORD_SEPARATOR = "\x1f"
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,8 +85,9 @@ class RedisKeys:
     def variant_stats(self, scope: str, variant: str) -> str:
         return f"{self._scoped(scope)}:v:{variant}"
 
-    def exposed_user(self, scope: str, user_id: str) -> str:
-        return f"{self._scoped(scope)}:u:{user_id}"
+    def exposed_users(self, scope: str, bucket: int | str) -> str:
+        """One bucket of the scope's exposed users (``user_bucket``; ``"*"`` for a SCAN pattern)."""
+        return f"{self._scoped(scope)}:users:{bucket}"
 
     def looks(self, scope: str) -> str:
         return f"{self._scoped(scope)}:looks"
@@ -158,6 +164,21 @@ def daily_totals_field(event: str) -> bytes:
     Two names that share a field mix their totals in the users who have both: only their CUPED covariates move,
     which are pre-exposure numbers, so the estimates stay unbiased and merely lose some variance reduction."""
     return sha1(event.encode()).digest()[:DAILY_TOTALS_FIELD_BYTES]
+
+
+def user_bucket(user_id: str) -> int:
+    """Which of an experiment's ``USER_BUCKETS`` hashes keeps the user's record: the first 12 bits of the SHA-1 of
+    the user id (fold.lua takes them from ``redis.sha1hex``). 4,096 buckets keep each under Redis's listpack limit
+    of 128 fields (deploy/redis/redis.conf raises it to 256) up to about half a million (a million) users."""
+    return int.from_bytes(sha1(user_id.encode()).digest()[:2]) >> 4
+
+
+def user_record(raw: bytes | None) -> dict[str, str]:
+    """A user's record as fold.lua writes it: ``field=value`` entries joined by ``USER_RECORD_SEPARATOR``."""
+    if raw is None:
+        return {}
+    fields = (entry.partition("=") for entry in raw.decode().split(USER_RECORD_SEPARATOR) if entry)
+    return {field: value for field, _, value in fields}
 
 
 def sum_field(metric: str) -> str:

@@ -72,9 +72,9 @@ async def _clean_up(stack: DevStack, run: str, experiment: str) -> None:
     await stop_experiment(stack, experiment)
     redis = stack.redis()
     try:
-        patterns = [stack.keys.sticky("*", f"{run}-*"), stack.keys.exposed_user(experiment, "*")]
+        patterns = [stack.keys.sticky("*", f"{run}-*"), stack.keys.exposed_users(experiment, "*")]
         deleted = sum([await delete_matching(redis, pattern) for pattern in patterns])
-        say(f"stopped {experiment}; deleted {deleted:,} sticky records and exposed-user hashes of the run")
+        say(f"stopped {experiment}; deleted {deleted:,} sticky records and exposed-user buckets of the run")
     finally:
         await redis.aclose()
 

@@ -115,10 +115,10 @@ async def clean_up(stack: DevStack, run: str, experiments: list[str]) -> None:
                 await ConsumerProgress(redis, stack.keys).settle()
         patterns = [stack.keys.user_state(f"{run}-*"), stack.keys.pending(f"{run}-*")]
         # The analyzer reads only the variants' sums, so the stopped experiments' results stay readable.
-        patterns.extend(stack.keys.exposed_user(key, "*") for key in experiments)
+        patterns.extend(stack.keys.exposed_users(key, "*") for key in experiments)
         deleted = sum([await delete_matching(redis, pattern) for pattern in patterns])
         say(f"stopped {', '.join(experiments) or 'no experiment'}; deleted the run's {deleted:,} user states, "
-            "pending lists and user hashes")
+            "pending lists and exposed-user buckets")
     finally:
         await redis.aclose()
 
@@ -181,7 +181,8 @@ def report(stack: DevStack, run: str, m: Measurements) -> list[str]:
         f"4. Redis memory: used_memory +{(folded.memory_after.used - folded.memory_before.used) / 2**20:,.1f} MiB "
         f"for {aggregation.USERS:,} users x {aggregation.METRICS} metrics = {folded.bytes_per_user_metric:,.0f} bytes "
         f"per (user, metric), of which {folded.key_table_bytes_per_user_metric:,.0f} in Redis's key tables",
-        f"   MEMORY USAGE on {aggregation.MEMORY_SAMPLE_USERS} of the users, bytes per (user, metric): {samples}",
+        f"   MEMORY USAGE (user states and pending lists: {aggregation.MEMORY_SAMPLE_USERS} of the users), "
+        f"bytes per (user, metric): {samples}",
         f"   goal <= {GOAL_BYTES_PER_USER_METRIC} bytes: "
         f"{_goal(folded.bytes_per_user_metric <= GOAL_BYTES_PER_USER_METRIC)}",
     ]

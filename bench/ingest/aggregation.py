@@ -5,10 +5,10 @@ published straight to Kafka with :class:`splitstream.eventlog.EventLog`. The run
 benchmark polls its ``{p}:stats:*`` counters. The producer shares the machine's cores with the consumer while it
 publishes, so the consumer's own rate is read after the last acknowledgement, while it drains the backlog alone.
 
-Memory is INFO ``used_memory`` after the fold minus before it, over USERS × METRICS; ``MEMORY USAGE`` of a sample
-of users' keys splits it into the user hashes (per experiment: what the analysis needs), the user states (a hash
-per user of dedup marks, each kept 7 days, and daily totals for CUPED) and the pending lists (each user's recent
-events, kept for late exposures).
+Memory is INFO ``used_memory`` after the fold minus before it, over USERS × METRICS; ``MEMORY USAGE`` splits it
+into the exposed-user buckets (per experiment: what the analysis needs of each user; all of them), the user states
+(a hash per user of dedup marks, each kept 7 days, and daily totals for CUPED) and the pending lists (each user's
+recent events, kept for late exposures), both on a sample of users.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from bench.ingest.stack import ConsumerProgress, DevStack, redis_cpu_seconds
 from bench.process_cpu import CpuMeter, CpuUse
 from splitstream.eventlog import EventLog
 from splitstream.events import Exposure, TrackEvent
+from splitstream.keys import USER_BUCKETS
 
 USERS = 40_000
 METRICS = 4
@@ -157,22 +158,24 @@ async def _publish(stack: DevStack, events: list[Exposure | TrackEvent]) -> None
 
 
 async def _sampled_bytes(stack: DevStack, redis: Redis, experiment: str, run: str) -> dict[str, float]:
+    """Per (user, metric): the experiment's exposed-user buckets whole (every user of the run is in them), and the
+    user states and pending lists of a sample of users."""
     keys = stack.keys
     users = [user_id(run, index) for index in range(0, USERS, max(1, USERS // MEMORY_SAMPLE_USERS))]
-    kinds: dict[str, list[str]] = {"user hashes": [], "user states": [], "pending lists": []}
-    for user in users:
-        kinds["user hashes"].append(keys.exposed_user(experiment, user))
-        kinds["user states"].append(keys.user_state(user))
-        kinds["pending lists"].append(keys.pending(user))
+    kinds: dict[str, tuple[list[str], int]] = {
+        "exposed-user buckets": ([keys.exposed_users(experiment, bucket) for bucket in range(USER_BUCKETS)], USERS),
+        "user states": ([keys.user_state(user) for user in users], len(users)),
+        "pending lists": ([keys.pending(user) for user in users], len(users)),
+    }
     async with redis.pipeline(transaction=False) as pipe:
-        for names in kinds.values():
+        for names, _ in kinds.values():
             for name in names:
                 pipe.memory_usage(name, samples=0)
         usages = iter(await pipe.execute())
     per_pair: dict[str, float] = {}
-    for kind, names in kinds.items():
+    for kind, (names, users_covered) in kinds.items():
         total = sum(int(next(usages) or 0) for _ in names)
-        per_pair[kind] = total / (len(users) * METRICS)
+        per_pair[kind] = total / (users_covered * METRICS)
     return per_pair
 
 

@@ -3,7 +3,7 @@
 Every key under the prefix is one of three kinds (the layout is splitstream/keys.py):
 
 - *derived*: written only by the fold, from the events topic, so a replay recreates them; the swap replaces them:
-  ``exp:[scope]:v:*``, ``exp:[scope]:u:*``, ``exp:[scope]:seg:*``, ``exp:[scope]:segvals:*``, ``user:[user]``
+  ``exp:[scope]:v:*``, ``exp:[scope]:users:*``, ``exp:[scope]:seg:*``, ``exp:[scope]:segvals:*``, ``user:[user]``
   (dedup marks and daily totals), ``user:[user]:pending``, ``stats:*``;
 - *definitions the fold reads*: ``experiments``, ``exp:[key]``, ``event-metrics:*``; copied into the staging prefix
   so the replay reads what the live fold reads, and never written by the rebuild under the live prefix;
@@ -38,7 +38,9 @@ DERIVED_FAMILIES: Final[Mapping[str, re.Pattern[str]]] = {
     family: re.compile(pattern, re.DOTALL)
     for family, pattern in {
         "variant statistics": r"^exp:\{[^:]+:v:.",
-        "exposed users": r"^exp:\{[^:]+:u:.",
+        "exposed users": r"^exp:\{[^:]+:users:\d+$",
+        # A hash per exposed user, before users shared bucket hashes: a rebuild replaces them with the buckets.
+        "exposed users, one hash each": r"^exp:\{[^:]+:u:.",
         "segment statistics": r"^exp:\{[^:]+:seg:.",
         "segment values": r"^exp:\{[^:]+:segvals:.",
         "pending events": r"^user:\{.*\}:pending$",

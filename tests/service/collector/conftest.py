@@ -23,6 +23,7 @@ from services.collector.app import create_app
 from services.collector.config import CollectorSettings
 from splitstream.eventlog import EventLog, ensure_topics
 from splitstream.experiment import Experiment, ExperimentStatus, Metric, MetricType, Variant
+from splitstream.keys import user_bucket, user_record
 from splitstream.registry import ExperimentRegistry
 
 EXPERIMENT = "checkout-button"
@@ -119,6 +120,11 @@ async def wait_for_stats(
         if time.monotonic() > deadline:
             raise AssertionError(f"the consumer did not get there within {within}s; counters: {stats}")
         await asyncio.sleep(0.05)
+
+
+async def exposed_user_record(redis: Redis, settings: CollectorSettings, scope: str, user: str) -> dict[str, str]:
+    """What the fold keeps of one exposed user (splitstream/keys.py ``user_record``); empty if never exposed."""
+    return user_record(await redis.hget(settings.redis_keys.exposed_users(scope, user_bucket(user)), user))
 
 
 def records_seen(count: int) -> Callable[[dict[str, int]], bool]:

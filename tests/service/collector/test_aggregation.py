@@ -17,7 +17,14 @@ from splitstream.events import Exposure, TrackEvent, encode
 from splitstream.experiment import Experiment
 from splitstream.statistics import SampleMoments
 from tests.conftest import auth
-from tests.service.collector.conftest import EXPERIMENT, RunAggregator, read_topic, records_seen, wait_for_stats
+from tests.service.collector.conftest import (
+    EXPERIMENT,
+    RunAggregator,
+    exposed_user_record,
+    read_topic,
+    records_seen,
+    wait_for_stats,
+)
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
@@ -91,9 +98,8 @@ async def test_mean_metric_holds_sums_over_users_of_their_totals(
     assert folded.revenue.sum == pytest.approx(sum(totals))
     assert folded.revenue.sum_squares == pytest.approx(sum(t * t for t in totals))
     assert folded.converted == SampleMoments(4, 3.0, 3.0)
-    ann = await redis.hgetall(settings.redis_keys.exposed_user(EXPERIMENT, "ann"))
-    assert ann == {b"variant": b"treatment", b"ts": str(int(T0.timestamp() * 1000)).encode(),
-                   b"m:converted": b"1", b"m:revenue": b"6.5"}
+    ann = await exposed_user_record(redis, settings, EXPERIMENT, "ann")
+    assert ann == {"v": "treatment", "t": str(int(T0.timestamp() * 1000)), "m:converted": "1", "m:revenue": "6.5"}
 
 
 @pytest.mark.usefixtures("experiment")
@@ -191,9 +197,9 @@ async def test_exposures_to_unknown_experiments_or_variants_are_orphans_and_the_
     stats = await wait_for_stats(redis, settings, records_seen(4))
 
     assert stats["orphan_exposures"] == 2
-    assert not await redis.exists(settings.redis_keys.exposed_user(EXPERIMENT, "ann"))
-    assert not await redis.exists(settings.redis_keys.exposed_user("nope", "ann"))
-    assert await redis.hget(settings.redis_keys.exposed_user(EXPERIMENT, "bob"), "variant") == b"control"
+    assert await exposed_user_record(redis, settings, EXPERIMENT, "ann") == {}
+    assert await exposed_user_record(redis, settings, "nope", "ann") == {}
+    assert (await exposed_user_record(redis, settings, EXPERIMENT, "bob"))["v"] == "control"
     assert (await variant_stats(redis, settings, "control")).users == 1
     assert (await variant_stats(redis, settings, "treatment")).users == 0
 

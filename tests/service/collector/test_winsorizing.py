@@ -14,7 +14,7 @@ from splitstream.events import Exposure, TrackEvent
 from splitstream.experiment import Experiment, ExperimentStatus, Metric, MetricType, Variant
 from splitstream.registry import ExperimentRegistry
 from splitstream.statistics import SampleMoments
-from tests.service.collector.conftest import RunAggregator, records_seen, wait_for_stats
+from tests.service.collector.conftest import RunAggregator, exposed_user_record, records_seen, wait_for_stats
 
 CAPPED_EXPERIMENT = "whale-proof-checkout"
 CAP = 100.0
@@ -57,12 +57,9 @@ async def moments(redis: Redis, settings: CollectorSettings, variant: str, metri
                          fields.get(f"{metric}:sumsq", 0.0))
 
 
-async def user_total(redis: Redis, settings: CollectorSettings, user: str, metric: str) -> bytes | str | None:
+async def user_total(redis: Redis, settings: CollectorSettings, user: str, metric: str) -> str | None:
     """The user's raw (uncapped) running total as stored."""
-    total: bytes | str | None = await redis.hget(
-        settings.redis_keys.exposed_user(CAPPED_EXPERIMENT, user), f"m:{metric}"
-    )
-    return total
+    return (await exposed_user_record(redis, settings, CAPPED_EXPERIMENT, user)).get(f"m:{metric}")
 
 
 @pytest.mark.usefixtures("capped_experiment")
@@ -80,7 +77,7 @@ async def test_a_users_total_enters_the_sums_at_the_cap_and_later_purchases_past
     assert await moments(redis, settings, "treatment", "revenue") == SampleMoments(2, 130.0, 10900.0)
     assert await moments(redis, settings, "treatment", "raw_revenue") == SampleMoments(2, 160.0, 17800.0)
     assert await moments(redis, settings, "treatment", "converted") == SampleMoments(2, 2.0, 2.0)
-    assert await user_total(redis, settings, "ann", "revenue") == b"130"
+    assert await user_total(redis, settings, "ann", "revenue") == "130"
 
     await event_log.publish([bought("ann", "ann-3", 45.5)])
     stats = await wait_for_stats(redis, settings, records_seen(6))
@@ -90,7 +87,7 @@ async def test_a_users_total_enters_the_sums_at_the_cap_and_later_purchases_past
     assert await moments(redis, settings, "treatment", "raw_revenue") == SampleMoments(
         2, 205.5, 175.5**2 + 30.0**2
     )
-    assert await user_total(redis, settings, "ann", "revenue") == b"175.5"
+    assert await user_total(redis, settings, "ann", "revenue") == "175.5"
 
 
 @pytest.mark.usefixtures("capped_experiment")

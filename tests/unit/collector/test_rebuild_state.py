@@ -17,8 +17,9 @@ SCOPE = stats_scope("checkout", 2)
 @pytest.mark.parametrize(("key", "family"), [
     (KEYS.variant_stats("checkout", "control"), "variant statistics"),
     (KEYS.variant_stats(SCOPE, "control"), "variant statistics"),
-    (KEYS.exposed_user("checkout", "u42"), "exposed users"),
-    (KEYS.exposed_user(SCOPE, "tenant:7:looks"), "exposed users"),
+    (KEYS.exposed_users("checkout", 0), "exposed users"),
+    (KEYS.exposed_users(SCOPE, 4095), "exposed users"),
+    ("ss:exp:{checkout}:u:tenant:7:looks", "exposed users, one hash each"),
     (KEYS.segment_stats("checkout", "channel", "mini:program", "treatment"), "segment statistics"),
     (KEYS.segment_values(SCOPE, "channel"), "segment values"),
     (KEYS.pending("u:1"), "pending events"),

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from splitstream.keys import DAILY_TOTALS_FIELD_BYTES, DEDUP_MARK_BYTES, RedisKeys, daily_totals_field, dedup_mark
+from splitstream.keys import (
+    DAILY_TOTALS_FIELD_BYTES,
+    DEDUP_MARK_BYTES,
+    USER_BUCKETS,
+    RedisKeys,
+    daily_totals_field,
+    dedup_mark,
+    user_bucket,
+    user_record,
+)
 
 KEYS = RedisKeys("ss")
 
@@ -42,7 +51,7 @@ def test_a_daily_totals_field_is_four_bytes_for_any_event_name_and_never_looks_l
 def test_every_key_of_an_experiment_carries_its_key_as_hash_tag_in_every_phase() -> None:
     for scope in ("checkout", "checkout~2"):
         names = [
-            KEYS.variant_stats(scope, "control"), KEYS.exposed_user(scope, "u{1}:x"), KEYS.looks(scope),
+            KEYS.variant_stats(scope, "control"), KEYS.exposed_users(scope, user_bucket("u{1}:x")), KEYS.looks(scope),
             KEYS.segment_values(scope, "channel"), KEYS.segment_stats(scope, "channel", "app", "control"),
             KEYS.snapshots(scope),
         ]
@@ -50,3 +59,19 @@ def test_every_key_of_an_experiment_carries_its_key_as_hash_tag_in_every_phase()
     assert _hash_tag(KEYS.experiment("checkout")) == _hash_tag(KEYS.history("checkout")) == "checkout"
     assert KEYS.variant_stats("checkout~2", "control") == "ss:exp:{checkout}~2:v:control"
     assert KEYS.experiment("checkout") == "ss:exp:{checkout}"
+
+
+def test_users_spread_evenly_over_the_buckets_of_exposed_users() -> None:
+    counts = [0] * USER_BUCKETS
+    for index in range(100 * USER_BUCKETS):
+        counts[user_bucket(f"user-{index}")] += 1
+
+    assert min(counts) > 50 and max(counts) < 150  # a binomial(409600, 1/4096) stays within ±5 sd of 100
+    assert user_bucket("tenant:7:ann") == user_bucket("tenant:7:ann")
+
+
+def test_a_user_record_reads_back_fields_whose_values_hold_equals_signs() -> None:
+    raw = "\x1f".join(["v=control", "t=1765132800000", "m:revenue=12.5", "s:utm=a=b c"]).encode()
+
+    assert user_record(raw) == {"v": "control", "t": "1765132800000", "m:revenue": "12.5", "s:utm": "a=b c"}
+    assert user_record(None) == {}

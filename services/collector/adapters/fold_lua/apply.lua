@@ -3,7 +3,7 @@
 -- The user's events that arrived before this exposure, within the lateness bound of it, count for this experiment
 -- where they fall in the metric's window. Entries written before arrival times were kept ("name|value|ts") use
 -- their event time as arrival.
-local function replay_pending(experiment, user, user_hash, variant, exposed_at, exposure_arrived)
+local function replay_pending(experiment, user, user_record, variant, exposed_at, exposure_arrived)
   local earliest_arrival = exposure_arrived - lateness_ms
   for _, entry in ipairs(redis.call('LRANGE', pending_key(user), 0, -1)) do
     local name, value, ts, arrived = string.match(entry, '^([^|]+)|([^|]*)|([^|]+)|?([^|]*)$')
@@ -11,8 +11,8 @@ local function replay_pending(experiment, user, user_hash, variant, exposed_at, 
     if name and happened_at and (tonumber(arrived) or happened_at) >= earliest_arrival then
       for _, target in ipairs(metrics_fed_by(name)) do
         if target.experiment == experiment and attributed(experiment, target.metric, exposed_at, happened_at) then
-          local stored = read_fields(user_hash, {user_fields(target.metric, target.role)})
-          fold(experiment, user_hash, variant, target.metric, target.role, value, stored[1], stored[2])
+          local stored = read_fields(user_record, {user_fields(target.metric, target.role)})
+          fold(experiment, user_record, variant, target.metric, target.role, value, stored[1], stored[2])
         end
       end
     end
@@ -26,18 +26,18 @@ local function apply_exposure(user, experiment, variant, ts, arrived, attributes
     orphans = orphans + 1 -- no such experiment or variant, or an exposure after the experiment ended
     return
   end
-  local user_hash = user_key(experiment, user)
-  -- A user hash always holds its variant: without one, there is no hash yet.
-  if read_fields(user_hash, {'variant'})[1] then
+  local user_record = user_record_of(experiment, user)
+  -- A user record always holds its variant: without one, there is no record yet.
+  if read_fields(user_record, {'v'})[1] then
     return -- the first exposure wins
   end
-  start_copy(user_hash)
-  write_field(user_hash, 'variant', variant)
-  write_field(user_hash, 'ts', ts)
+  start_copy(user_record)
+  write_field(user_record, 'v', variant)
+  write_field(user_record, 't', ts)
   add_sum(variant_key(experiment, variant), 'users', 1)
-  enter_segments(experiment, user_hash, variant, attributes_json)
-  enter_covariates(experiment, user, user_hash, variant, tonumber(ts))
-  replay_pending(experiment, user, user_hash, variant, tonumber(ts), tonumber(arrived))
+  enter_segments(experiment, user_record, variant, attributes_json)
+  enter_covariates(experiment, user, user_record, variant, tonumber(ts))
+  replay_pending(experiment, user, user_record, variant, tonumber(ts), tonumber(arrived))
 end
 
 -- An event counts at once for the experiments that already saw the user's exposure; it waits in the user's pending
@@ -54,13 +54,13 @@ local function apply_track_event(user, name, value, ts, arrived)
   end
   local waiting = false
   for _, target in ipairs(targets) do
-    local user_hash = user_key(target.experiment, user)
+    local user_record = user_record_of(target.experiment, user)
     -- The exposure and the user's numbers the update needs, in one round trip.
-    local row = read_fields(user_hash, {'variant', 'ts', user_fields(target.metric, target.role)})
+    local row = read_fields(user_record, {'v', 't', user_fields(target.metric, target.role)})
     if not (row[1] and row[2]) then
       waiting = true
     elseif attributed(target.experiment, target.metric, tonumber(row[2]), happened_at) then
-      fold(target.experiment, user_hash, row[1], target.metric, target.role, value, row[3], row[4])
+      fold(target.experiment, user_record, row[1], target.metric, target.role, value, row[3], row[4])
     end
   end
   if waiting then

@@ -95,7 +95,7 @@ end
 
 -- x of each binomial and mean metric for a user first exposed at exposed_at (see the header), with Σx and Σx² added
 -- to the variant's statistics and segments.
-local function enter_covariates(experiment, user, user_hash, variant, exposed_at)
+local function enter_covariates(experiment, user, user_record, variant, exposed_at)
   local plan = covariate_plan_of(experiment)
   if #plan.metrics == 0 then return end
   local exposure_day = math.floor(exposed_at / MS_PER_DAY)
@@ -124,8 +124,8 @@ local function enter_covariates(experiment, user, user_hash, variant, exposed_at
       x = math.min(x, metric.cap)
     end
     local names = names_of(metric.key)
-    if x ~= 0 and add_to_stats(experiment, user_hash, variant, {{names.xsum, x}, {names.xsumsq, x * x}}) then
-      write_field(user_hash, names.x, x)
+    if x ~= 0 and add_to_stats(experiment, user_record, variant, {{names.xsum, x}, {names.xsumsq, x * x}}) then
+      write_field(user_record, names.x, x)
     end
   end
 end

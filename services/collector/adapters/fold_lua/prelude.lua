@@ -14,7 +14,7 @@
 -- arrival time) and is replayed when the exposure arrives only if event_arrived >= exposure_arrived - lateness.
 --
 -- Ratio metrics (role "ratio" for the numerator event, "denominator-count" / "denominator-sum" for the denominator
--- event): the user's numerator total m and denominator total d live in the user hash (m:{metric}, d:{metric}); the
+-- event): the user's numerator total m and denominator total d live in the user record (m:{metric}, d:{metric}); the
 -- variant keeps Σm, Σm² ({metric}:sum, :sumsq), Σd, Σd² (:dsum, :dsumsq) and Σm·d (:md). When one part moves, the
 -- cross product moves by the change times the other part: Σm·d += Δm·d, or m·Δd.
 --
@@ -96,7 +96,6 @@ local function variant_key(experiment, variant)
   end
   return cached
 end
-local function user_key(experiment, user) return scope_key(experiment) .. ':u:' .. user end
 -- The user's state shared by all experiments (dedup marks and daily totals, one hash) and pending list, tagged by
 -- the user id.
 local function user_state_key(user) return prefix .. ':user:{' .. user .. '}' end
@@ -151,10 +150,58 @@ local function copy_of(key)
   return copy
 end
 
--- The values of fields (false when absent), reading the ones not known yet with one HMGET.
+-- Exposed users: each stats scope keeps USER_BUCKETS hashes {p}:exp:[scope]:users:{bucket} (the bucket: the first
+-- three hex digits of the user id's SHA-1, splitstream/keys.py user_bucket), each field a user id and its value the
+-- user's record, "{field}={value}" entries joined by RECORD_SEPARATOR: v (variant), t (first exposure, epoch ms),
+-- then m:/d:/x:{metric} and s:{dimension} in byte order. Many users share a hash, so a user
+-- costs a field of a listpack rather than a key, its object and its table entries. A record is read whole at first
+-- touch and written whole at the end of the call, through a copy like any hash's, named by the bucket key, a
+-- newline (never in a key) and the user id.
+local RECORD_SEPARATOR = '\31'
+local bucket_numbers = {}
+local function user_record_of(experiment, user)
+  local bucket = bucket_numbers[user]
+  if bucket == nil then
+    bucket = tonumber(string.sub(redis.sha1hex(user), 1, 3), 16)
+    bucket_numbers[user] = bucket
+  end
+  local hash = scope_key(experiment) .. ':users:' .. bucket
+  local name = hash .. '\n' .. user
+  local copy = copy_of(name)
+  if copy.record == nil then copy.record = {hash = hash, user = user} end
+  return name
+end
+
+local function load_record(copy)
+  local raw = redis.call('HGET', copy.record.hash, copy.record.user)
+  for entry in string.gmatch(raw or '', '[^' .. RECORD_SEPARATOR .. ']+') do
+    local field, value = string.match(entry, '^([^=]+)=(.*)$')
+    if field then copy.values[field] = value end
+  end
+  copy.fresh = true
+end
+
+-- v and t first, then the other fields in byte order: the text depends on the user's numbers alone, not on the
+-- order metrics were updated in (an event's metrics come from a set, in no fixed order).
+local function record_text(copy)
+  local values, others = copy.values, {}
+  for field, value in pairs(values) do
+    if value and field ~= 'v' and field ~= 't' then table.insert(others, field) end
+  end
+  table.sort(others)
+  local parts = {'v=' .. values.v, 't=' .. values.t}
+  for _, field in ipairs(others) do
+    local value = values[field]
+    table.insert(parts, field .. '=' .. (type(value) == 'number' and exact_text(value) or value))
+  end
+  return table.concat(parts, RECORD_SEPARATOR)
+end
+
+-- The values of fields (false when absent), reading the ones not known yet with one HMGET (a record: whole, once).
 local function read_fields(key, fields)
   local copy = copy_of(key)
   local values = copy.values
+  if copy.record and not copy.fresh then load_record(copy) end
   if not copy.fresh then
     local missing = {}
     for _, field in ipairs(fields) do
@@ -209,6 +256,10 @@ local function flush_copy(key)
   if copy == nil then return end
   copies[key] = nil
   if #copy.order == 0 then return end
+  if copy.record then
+    redis.call('HSET', copy.record.hash, copy.record.user, record_text(copy))
+    return
+  end
   local args = {}
   for _, field in ipairs(copy.order) do
     table.insert(args, field)

@@ -3,7 +3,7 @@
 -- The hashes one update of an exposed user goes to: the variant's, and the variant's in each of the user's segments.
 -- Without segments that is the variant's alone, the same list for every user (built once per call).
 local variant_only = {}
-local function stats_targets(experiment, user_hash, variant)
+local function stats_targets(experiment, user_record, variant)
   local key = variant_key(experiment, variant)
   local dimensions = dimensions_of(experiment)
   if #dimensions == 0 then
@@ -17,7 +17,7 @@ local function stats_targets(experiment, user_hash, variant)
   local targets = {key}
   local fields = {}
   for index, dimension in ipairs(dimensions) do fields[index] = 's:' .. dimension end
-  local values = read_fields(user_hash, fields)
+  local values = read_fields(user_record, fields)
   for index, dimension in ipairs(dimensions) do
     if values[index] then table.insert(targets, segment_key(experiment, dimension, values[index], variant)) end
   end
@@ -25,7 +25,7 @@ local function stats_targets(experiment, user_hash, variant)
 end
 
 -- Puts a newly exposed user in a segment of each dimension, from the exposure's attributes.
-local function enter_segments(experiment, user_hash, variant, attributes_json)
+local function enter_segments(experiment, user_record, variant, attributes_json)
   local dimensions = dimensions_of(experiment)
   if #dimensions == 0 then return end
   local attributes = {}
@@ -37,7 +37,8 @@ local function enter_segments(experiment, user_hash, variant, attributes_json)
     local raw = attributes[dimension]
     local value = NO_VALUE
     if type(raw) == 'string' and raw ~= '' then
-      value = string.sub(raw, 1, 64)
+      -- Control characters would break the user's record apart (prelude: RECORD_SEPARATOR).
+      value = (string.gsub(string.sub(raw, 1, 64), '%c', '?'))
     elseif type(raw) == 'number' then
       if raw == math.floor(raw) and math.abs(raw) < 1e15 then
         value = string.format('%d', raw)
@@ -52,7 +53,7 @@ local function enter_segments(experiment, user_hash, variant, attributes_json)
       if redis.call('SCARD', values) >= max_segment_values then value = OTHER_VALUES end
       redis.call('SADD', values, value)
     end
-    write_field(user_hash, 's:' .. dimension, value)
+    write_field(user_record, 's:' .. dimension, value)
     add_sum(segment_key(experiment, dimension, value, variant), 'users', 1)
   end
 end
