@@ -22,7 +22,8 @@ user's keys in one slot. Below, ``[key]`` is the tagged key (``{checkout}``), ``
                                       Σm·d); a binomial or mean metric's CUPED covariate ``{metric}:xsum``,
                                       ``{metric}:xsumsq``, ``{metric}:xy`` (Σx, Σx², Σx·y)
 - ``{p}:exp:[scope]:users:{bucket}``  hash of the exposed users of one of ``USER_BUCKETS`` buckets
-                                      (``user_bucket``): field the user id, value the user's record
+                                      (``user_place``): field 8 bytes of the user id's hash, value the
+                                      user's record
                                       (``user_record``): ``v`` (variant), ``t`` (first exposure, epoch ms),
                                       ``m:{metric}`` (the user's running total, a ratio's numerator),
                                       ``d:{metric}`` (a ratio's denominator), ``x:{metric}`` (the covariate,
@@ -86,7 +87,7 @@ class RedisKeys:
         return f"{self._scoped(scope)}:v:{variant}"
 
     def exposed_users(self, scope: str, bucket: int | str) -> str:
-        """One bucket of the scope's exposed users (``user_bucket``; ``"*"`` for a SCAN pattern)."""
+        """One bucket of the scope's exposed users (``user_place``; ``"*"`` for a SCAN pattern)."""
         return f"{self._scoped(scope)}:users:{bucket}"
 
     def looks(self, scope: str) -> str:
@@ -166,11 +167,21 @@ def daily_totals_field(event: str) -> bytes:
     return sha1(event.encode()).digest()[:DAILY_TOTALS_FIELD_BYTES]
 
 
-def user_bucket(user_id: str) -> int:
-    """Which of an experiment's ``USER_BUCKETS`` hashes keeps the user's record: the first 12 bits of the SHA-1 of
-    the user id (fold.lua takes them from ``redis.sha1hex``). 4,096 buckets keep each under Redis's listpack limit
-    of 128 fields (deploy/redis/redis.conf raises it to 256) up to about half a million (a million) users."""
-    return int.from_bytes(sha1(user_id.encode()).digest()[:2]) >> 4
+@dataclass(frozen=True, slots=True)
+class UserPlace:
+    """Where an experiment keeps a user's record: which of its ``USER_BUCKETS`` hashes, and the field there."""
+
+    bucket: int
+    field: bytes
+
+
+def user_place(user_id: str) -> UserPlace:
+    """From the SHA-1 of the user id (fold.lua takes it from ``redis.sha1hex``): the bucket is its first 12 bits,
+    the field its bytes 3 to 10, so a user costs 8 bytes of field however long the id. Two users of a bucket share
+    a field with odds of 2^-64 per pair. 4,096 buckets keep each under Redis's listpack limit of 128 fields
+    (deploy/redis/redis.conf raises it to 256) up to about half a million (a million) users per experiment."""
+    digest = sha1(user_id.encode()).digest()
+    return UserPlace(int.from_bytes(digest[:2]) >> 4, digest[2:10])
 
 
 def user_record(raw: bytes | None) -> dict[str, str]:

@@ -33,7 +33,7 @@ from services.collector.rebuild_state import staging_keys
 from splitstream.eventlog import EVENTS_TOPIC_CONFIGS, EventLog, ensure_topics
 from splitstream.events import Exposure, TrackEvent
 from splitstream.experiment import Experiment, ExperimentStatus, Metric, MetricType, Variant
-from splitstream.keys import USER_RECORD_SEPARATOR, user_bucket
+from splitstream.keys import USER_RECORD_SEPARATOR, user_place
 from splitstream.registry import ExperimentRegistry
 from tests.integration.consumer_processes import GroupView, eventually
 
@@ -222,8 +222,8 @@ async def damage(redis: Redis, settings: CollectorSettings, records: list[Event]
     keys = settings.redis_keys
     exposed = next(record for record in records if isinstance(record, Exposure) and record.experiment == EXPERIMENT)
     await redis.delete(keys.variant_stats(EXPERIMENT, "control"))
-    user = exposed.user_id
-    await redis.hset(keys.exposed_users(EXPERIMENT, user_bucket(user)), user, f"v=ghost{USER_RECORD_SEPARATOR}t=0")
+    place = user_place(exposed.user_id)
+    await redis.hset(keys.exposed_users(EXPERIMENT, place.bucket), place.field, f"v=ghost{USER_RECORD_SEPARATOR}t=0")
     await redis.hset(keys.variant_stats(EXPERIMENT, "ghost"), "users", 99)
     await redis.hset(keys.user_state("ghost"), "ghost-event", "1")
     await redis.incrby(keys.stats("applied"), 1000)

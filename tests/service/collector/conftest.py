@@ -23,7 +23,7 @@ from services.collector.app import create_app
 from services.collector.config import CollectorSettings
 from splitstream.eventlog import EventLog, ensure_topics
 from splitstream.experiment import Experiment, ExperimentStatus, Metric, MetricType, Variant
-from splitstream.keys import user_bucket, user_record
+from splitstream.keys import user_place, user_record
 from splitstream.registry import ExperimentRegistry
 
 EXPERIMENT = "checkout-button"
@@ -124,7 +124,8 @@ async def wait_for_stats(
 
 async def exposed_user_record(redis: Redis, settings: CollectorSettings, scope: str, user: str) -> dict[str, str]:
     """What the fold keeps of one exposed user (splitstream/keys.py ``user_record``); empty if never exposed."""
-    return user_record(await redis.hget(settings.redis_keys.exposed_users(scope, user_bucket(user)), user))
+    place = user_place(user)
+    return user_record(await redis.hget(settings.redis_keys.exposed_users(scope, place.bucket), place.field))
 
 
 def records_seen(count: int) -> Callable[[dict[str, int]], bool]:

@@ -9,7 +9,7 @@ from splitstream.keys import (
     RedisKeys,
     daily_totals_field,
     dedup_mark,
-    user_bucket,
+    user_place,
     user_record,
 )
 
@@ -51,7 +51,8 @@ def test_a_daily_totals_field_is_four_bytes_for_any_event_name_and_never_looks_l
 def test_every_key_of_an_experiment_carries_its_key_as_hash_tag_in_every_phase() -> None:
     for scope in ("checkout", "checkout~2"):
         names = [
-            KEYS.variant_stats(scope, "control"), KEYS.exposed_users(scope, user_bucket("u{1}:x")), KEYS.looks(scope),
+            KEYS.variant_stats(scope, "control"), KEYS.exposed_users(scope, user_place("u{1}:x").bucket),
+            KEYS.looks(scope),
             KEYS.segment_values(scope, "channel"), KEYS.segment_stats(scope, "channel", "app", "control"),
             KEYS.snapshots(scope),
         ]
@@ -61,13 +62,17 @@ def test_every_key_of_an_experiment_carries_its_key_as_hash_tag_in_every_phase()
     assert KEYS.experiment("checkout") == "ss:exp:{checkout}"
 
 
-def test_users_spread_evenly_over_the_buckets_of_exposed_users() -> None:
+def test_users_spread_evenly_over_the_buckets_of_exposed_users_each_under_an_eight_byte_field() -> None:
     counts = [0] * USER_BUCKETS
+    fields = set()
     for index in range(100 * USER_BUCKETS):
-        counts[user_bucket(f"user-{index}")] += 1
+        place = user_place(f"user-{index}")
+        counts[place.bucket] += 1
+        fields.add(place.field)
 
     assert min(counts) > 50 and max(counts) < 150  # a binomial(409600, 1/4096) stays within ±5 sd of 100
-    assert user_bucket("tenant:7:ann") == user_bucket("tenant:7:ann")
+    assert len(fields) == 100 * USER_BUCKETS and {len(field) for field in fields} == {8}
+    assert user_place("550e8400-e29b-41d4-a716-446655440000") == user_place("550e8400-e29b-41d4-a716-446655440000")
 
 
 def test_a_user_record_reads_back_fields_whose_values_hold_equals_signs() -> None:

@@ -34,8 +34,7 @@ local totals_fields = {}
 local function totals_field(name)
   local field = totals_fields[name]
   if field == nil then
-    field = string.gsub(string.sub(redis.sha1hex(name), 1, 8), '..',
-                        function(pair) return string.char(tonumber(pair, 16)) end)
+    field = hex_bytes(string.sub(redis.sha1hex(name), 1, 8))
     totals_fields[name] = field
   end
   return field

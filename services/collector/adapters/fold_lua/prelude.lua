@@ -151,29 +151,35 @@ local function copy_of(key)
 end
 
 -- Exposed users: each stats scope keeps USER_BUCKETS hashes {p}:exp:[scope]:users:{bucket} (the bucket: the first
--- three hex digits of the user id's SHA-1, splitstream/keys.py user_bucket), each field a user id and its value the
--- user's record, "{field}={value}" entries joined by RECORD_SEPARATOR: v (variant), t (first exposure, epoch ms),
+-- three hex digits of the user id's SHA-1; the field: its bytes 3 to 10; splitstream/keys.py user_place), each
+-- field's value the user's record, "{field}={value}" entries joined by RECORD_SEPARATOR: v (variant), t (first exposure, epoch ms),
 -- then m:/d:/x:{metric} and s:{dimension} in byte order. Many users share a hash, so a user
 -- costs a field of a listpack rather than a key, its object and its table entries. A record is read whole at first
 -- touch and written whole at the end of the call, through a copy like any hash's, named by the bucket key, a
--- newline (never in a key) and the user id.
+-- newline (never in a key) and the field.
 local RECORD_SEPARATOR = '\31'
-local bucket_numbers = {}
+-- The bytes a text of hex digits spells.
+local function hex_bytes(hex)
+  return (string.gsub(hex, '..', function(pair) return string.char(tonumber(pair, 16)) end))
+end
+
+local user_places = {}
 local function user_record_of(experiment, user)
-  local bucket = bucket_numbers[user]
-  if bucket == nil then
-    bucket = tonumber(string.sub(redis.sha1hex(user), 1, 3), 16)
-    bucket_numbers[user] = bucket
+  local place = user_places[user]
+  if place == nil then
+    local digest = redis.sha1hex(user)
+    place = {bucket = tonumber(string.sub(digest, 1, 3), 16), field = hex_bytes(string.sub(digest, 5, 20))}
+    user_places[user] = place
   end
-  local hash = scope_key(experiment) .. ':users:' .. bucket
-  local name = hash .. '\n' .. user
+  local hash = scope_key(experiment) .. ':users:' .. place.bucket
+  local name = hash .. '\n' .. place.field
   local copy = copy_of(name)
-  if copy.record == nil then copy.record = {hash = hash, user = user} end
+  if copy.record == nil then copy.record = {hash = hash, field = place.field} end
   return name
 end
 
 local function load_record(copy)
-  local raw = redis.call('HGET', copy.record.hash, copy.record.user)
+  local raw = redis.call('HGET', copy.record.hash, copy.record.field)
   for entry in string.gmatch(raw or '', '[^' .. RECORD_SEPARATOR .. ']+') do
     local field, value = string.match(entry, '^([^=]+)=(.*)$')
     if field then copy.values[field] = value end
@@ -257,7 +263,7 @@ local function flush_copy(key)
   copies[key] = nil
   if #copy.order == 0 then return end
   if copy.record then
-    redis.call('HSET', copy.record.hash, copy.record.user, record_text(copy))
+    redis.call('HSET', copy.record.hash, copy.record.field, record_text(copy))
     return
   end
   local args = {}
