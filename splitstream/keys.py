@@ -38,15 +38,14 @@ user's keys in one slot. Below, ``[key]`` is the tagged key (``{checkout}``), ``
 - ``{p}:exp:[scope]:snapshots``       list of the analyzer's snapshots of every variant's statistics, oldest first
                                       (JSON: ``at`` and each variant's hash), for cumulative charts
 - ``{p}:user:[user]``                hash of the user's state shared by every experiment:
-                                      - dedup marks: ``dedup_mark(event id)`` (8 bytes) → hour of arrival (hours
-                                        since the epoch), so a redelivered or resent event is not counted twice;
-                                        each mark is kept at least ``dedup_ttl`` seconds;
+                                      - dedup marks: ``dedup_mark(event id)`` (8 bytes) → day of arrival (days
+                                        since the epoch) modulo 128, so a redelivered or resent event is not
+                                        counted twice; each mark is kept at least ``dedup_ttl`` seconds;
                                       - daily totals of events feeding binomial or mean metrics (CUPED):
-                                        ``daily_totals_field(event)`` (4 bytes) = ``{day}:{Σ values},{count}``
-                                        entries joined by ``;``,
-                                        newest day first (a value of 1 for an event without one; ``day`` = days
-                                        since 1970-01-01 UTC), kept ``MAX_CUPED_LOOKBACK_DAYS``; a value with a
-                                        colon is a daily total, a plain number a mark
+                                        ``daily_totals_field(event, day)`` (6 bytes) = Σ values that day (1 for
+                                        an event without one; ``day`` = days since 1970-01-01 UTC), kept
+                                        ``MAX_CUPED_LOOKBACK_DAYS``; states written before held an event's days
+                                        in one field, ``{day}:{Σ values},{count}`` entries joined by ``;``
 - ``{p}:user:[user]:pending``        recent events of the user, replayed when a later exposure arrives
 - ``{p}:stats:{counter}``             the consumer's counters: applied, duplicates, orphan_exposures, poison, ...
 - ``{p}:exp:[key]:history``           list of the experiment's audit entries (JSON), one per version, oldest first
@@ -64,7 +63,8 @@ from hashlib import blake2b, sha1
 DEFAULT_EVENTS_TOPIC = "splitstream.events"
 METRIC_INDEX_SEPARATOR = "|"
 DEDUP_MARK_BYTES = 8
-DAILY_TOTALS_FIELD_BYTES = 4
+DAILY_TOTALS_NAME_BYTES = 4
+DAILY_TOTALS_FIELD_BYTES = 6
 USER_BUCKETS = 4096
 USER_RECORD_SEPARATOR = "\x1f"
 
@@ -159,12 +159,14 @@ def dedup_mark(event_id: str) -> bytes:
     return blake2b(event_id.encode(), digest_size=DEDUP_MARK_BYTES).digest()
 
 
-def daily_totals_field(event: str) -> bytes:
-    """The field of an event name's daily totals in each user's state: the first 32 bits of its SHA-1 (fold.lua
-    takes them from ``redis.sha1hex``), so a user state holds 4 bytes per event name, however long the name.
-    Two names that share a field mix their totals in the users who have both: only their CUPED covariates move,
-    which are pre-exposure numbers, so the estimates stay unbiased and merely lose some variance reduction."""
-    return sha1(event.encode()).digest()[:DAILY_TOTALS_FIELD_BYTES]
+def daily_totals_field(event: str, day: int) -> bytes:
+    """The field of an event name's total on one day (days since the epoch) in each user's state: the first 32 bits
+    of the name's SHA-1 (fold.lua takes them from ``redis.sha1hex``) and the day in 16 bits, big-endian: 6 bytes,
+    however long the name. Two names that share their 32 bits mix their totals in the users who have both: only
+    their CUPED covariates move, which are pre-exposure numbers, so the estimates stay unbiased and merely lose some
+    variance reduction."""
+    name = sha1(event.encode()).digest()[:DAILY_TOTALS_NAME_BYTES]
+    return name + day.to_bytes(2, "big")
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,7 @@ from redis.asyncio import Redis
 from services.collector.aggregator import statistics_folder
 from services.collector.config import CollectorSettings
 from splitstream.events import Exposure, TrackEvent
-from splitstream.keys import daily_totals_field, dedup_mark
+from splitstream.keys import DAILY_TOTALS_FIELD_BYTES, DEDUP_MARK_BYTES, dedup_mark
 
 AT = datetime.now(UTC)
 
@@ -41,8 +41,8 @@ async def test_pending_events_are_kept_only_while_an_experiment_waits_for_the_ex
     assert await redis.llen(keys.pending("early")) == 1  # waits for its exposure
     assert await redis.exists(keys.pending("any")) == 0  # feeds no metric
     # Nor is it in the user's daily totals: the state holds its dedup mark alone, kept for the dedup window.
-    hour = b"%d" % (arrived // 3_600_000)
-    assert await redis.hgetall(keys.user_state("any")) == {dedup_mark("page_view-any-1"): hour}
+    day = b"%d" % (arrived // 86_400_000 % 128)  # the day of arrival modulo 128: one byte in a listpack
+    assert await redis.hgetall(keys.user_state("any")) == {dedup_mark("page_view-any-1"): day}
     assert 0 < await redis.ttl(keys.user_state("any")) <= settings.dedup_ttl_seconds
 
     await folder.apply([_exposed("early")], [time.time_ns() // 1_000_000])
@@ -54,25 +54,25 @@ async def test_pending_events_are_kept_only_while_an_experiment_waits_for_the_ex
 async def test_dedup_marks_share_a_hash_per_user_and_outlive_the_dedup_window_only_until_pruned(
     settings: CollectorSettings, redis: Redis
 ) -> None:
-    hour = 3_600_000
-    window = settings.model_copy(update={"dedup_ttl_seconds": 2 * 3600})
+    day = 86_400_000
+    window = settings.model_copy(update={"dedup_ttl_seconds": 2 * 86_400})
     folder = statistics_folder(window, redis, settings.redis_keys)
-    start = (time.time_ns() // 1_000_000 // hour) * hour  # the top of an hour
+    start = (time.time_ns() // 1_000_000 // day) * day  # the start of a day
     await folder.apply([_event("ann", "purchase", 0)], [start])
     recent = [_event("ann", "purchase", index) for index in range(1, 64)]
-    await folder.apply(recent, [start + 3 * hour] * len(recent))  # the 64th mark: old marks are pruned
+    await folder.apply(recent, [start + 3 * day] * len(recent))  # the 64th field: old marks are pruned
 
     state = await redis.hgetall(settings.redis_keys.user_state("ann"))
-    # Besides marks, the state holds daily totals ("day:sum,count") and the size of its next sweep ("~").
-    marks = {field for field, value in state.items() if b":" not in value and field != b"~"}
+    # Besides marks, the state holds daily totals (6-byte fields) and the size of its next sweep ("~").
+    marks = {field for field in state if len(field) == DEDUP_MARK_BYTES}
     assert len(marks) == 63 and dedup_mark("purchase-ann-0") not in marks
     assert dedup_mark("purchase-ann-1") in marks
     # The daily totals of all 64 purchases survive the sweep that happened part-way through the second call.
-    days = [entry.split(b":")[1].split(b",") for entry in state[daily_totals_field("purchase")].split(b";")]
-    assert sum(float(total) for total, _ in days) == 64 * 3.0 and sum(int(count) for _, count in days) == 64
+    totals = [float(value) for field, value in state.items() if len(field) == DAILY_TOTALS_FIELD_BYTES]
+    assert sum(totals) == 64 * 3.0
     # The daily totals keep the state longer than the dedup window: as long as CUPED can look back.
-    assert await redis.ttl(settings.redis_keys.user_state("ann")) > 2 * 3600
-    again = await folder.apply([_event("ann", "purchase", 5), _event("ann", "purchase", 0)], [start + 3 * hour] * 2)
+    assert await redis.ttl(settings.redis_keys.user_state("ann")) > 2 * 86_400
+    again = await folder.apply([_event("ann", "purchase", 5), _event("ann", "purchase", 0)], [start + 3 * day] * 2)
     # Within the window a resend is a duplicate; past it (and pruned) it is applied again, as a key's expiry did.
     assert (again.duplicates, again.applied) == (1, 1)
 
@@ -99,3 +99,32 @@ async def test_a_user_with_many_live_marks_keeps_every_one_and_is_swept_ever_mor
     resent = [_event("bot", "page_view", index) for index in (0, 499, 999)]
     outcome = await folder.apply(resent, [arrived] * len(resent))
     assert (outcome.applied, outcome.duplicates) == (0, 3)
+
+
+@pytest.mark.usefixtures("experiment")
+async def test_a_state_written_before_marks_kept_days_is_swept_by_the_rules_it_was_written_with(
+    settings: CollectorSettings, redis: Redis
+) -> None:
+    """States from before held marks' hours of arrival and an event name's days in one field: a sweep still drops
+    what is stale of them and keeps the rest, even under an 8-character event name (a mark's length)."""
+    folder = statistics_folder(settings, redis, settings.redis_keys)
+    now = time.time_ns() // 1_000_000
+    hour, day = 3_600_000, 86_400_000
+    today = now // day
+    key = settings.redis_keys.user_state("old-layout")
+    window_days = settings.dedup_ttl_seconds // 86_400
+    await redis.hset(key, mapping={
+        dedup_mark("stale"): (now - (window_days + 1) * day) // hour,
+        dedup_mark("live"): (now - day) // hour,
+        b"purchase": f"{today - 40}:5,1",  # no lookback reaches it
+        b"checkout": f"{today - 3}:2,1;{today - 40}:1,1",  # its newest day is within reach
+    })
+    await redis.expire(key, 3600)
+    events = [_event("old-layout", "page_view", index) for index in range(60)]
+    await folder.apply(events, [now] * len(events))  # the 64th field: a sweep
+
+    state = await redis.hgetall(key)
+    assert dedup_mark("stale") not in state and b"purchase" not in state
+    assert state[dedup_mark("live")] == b"%d" % ((now - day) // hour)
+    assert state[b"checkout"] == f"{today - 3}:2,1;{today - 40}:1,1".encode()
+    assert len(state) == 60 + 2 + 1  # the new marks, the live old ones and the next sweep's size

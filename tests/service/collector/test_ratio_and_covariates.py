@@ -27,7 +27,7 @@ from splitstream.experiment import (
     MetricType,
     Variant,
 )
-from splitstream.keys import daily_totals_field
+from splitstream.keys import DAILY_TOTALS_FIELD_BYTES, daily_totals_field
 from splitstream.registry import ExperimentRegistry
 from splitstream.statistics import CovariateMoments, RatioMoments
 
@@ -191,14 +191,14 @@ async def test_daily_totals_keep_only_days_a_lookback_can_reach(
                         _event("old", 3, "unmeasured", NOW - 2 * DAY, 20.0)], [arrived] * 3)
     state = settings.redis_keys.user_state("old")
     stored = {key: value.decode() for key, value in (await redis.hgetall(state)).items()}
-    totals = {key: value for key, value in stored.items() if ":" in value}
-    day = (NOW - 2 * DAY).timestamp() // 86400
-    assert totals == {daily_totals_field("purchase"): f"{day:.0f}:20,1"}
+    totals = {key: value for key, value in stored.items() if len(key) == DAILY_TOTALS_FIELD_BYTES}
+    day = int((NOW - 2 * DAY).timestamp() // 86400)
+    assert totals == {daily_totals_field("purchase", day): "20"}
     assert len(stored) == 4  # and the three dedup marks
     assert 31 * 86400 < await redis.ttl(state) <= 32 * 86400
 
 
-async def test_daily_totals_of_an_event_are_one_field_newest_day_first_that_drops_days_past_reach(
+async def test_daily_totals_are_a_field_per_event_and_day_that_a_sweep_drops_once_past_reach(
     settings: CollectorSettings, redis: Redis, experiment: Experiment
 ) -> None:
     folder = statistics_folder(settings, redis, settings.redis_keys)
@@ -208,13 +208,21 @@ async def test_daily_totals_of_an_event_are_one_field_newest_day_first_that_drop
     await folder.apply([_event("mixed", index, "purchase", NOW - back * DAY, 1.5 * index)
                         for index, back in enumerate(days_back, start=1)], [arrived] * len(days_back))
     state = settings.redis_keys.user_state("mixed")
-    assert await redis.hget(state, daily_totals_field("purchase")) == (
-        f"{today - 1}:10.5,2;{today - 2}:6,1;{today - 3}:6,2;{today - 5}:9,1".encode()
-    )
+    purchase = daily_totals_field("purchase", today)[:4]
 
-    # 29 days later, a new day's event: the days no lookback can reach any more (before today - 2) go.
+    async def totals_by_day() -> dict[int, float]:
+        stored = await redis.hgetall(state)
+        return {int.from_bytes(field[4:]) - today: float(value) for field, value in stored.items()
+                if len(field) == DAILY_TOTALS_FIELD_BYTES and field.startswith(purchase)}
+
+    assert await totals_by_day() == {-1: 10.5, -2: 6.0, -3: 6.0, -5: 9.0}
+
+    # 29 days later, 64 purchases of a new day: the state's next sweep drops the days no lookback can reach any more
+    # (before today - 2), and the new day's total has every one of them, summed in order.
     later = arrived + 29 * 86_400_000
-    await folder.apply([_event("mixed", 7, "purchase", NOW + 29 * DAY, 0.1)], [later])
-    assert await redis.hget(state, daily_totals_field("purchase")) == (
-        f"{today + 29}:0.1,1;{today - 1}:10.5,2;{today - 2}:6,1".encode()
-    )
+    events = [_event("mixed", index, "purchase", NOW + 29 * DAY, 0.1) for index in range(7, 7 + 64)]
+    await folder.apply(events, [later] * len(events))
+    expected = 0.0
+    for _ in events:
+        expected += 0.1
+    assert await totals_by_day() == {29: expected, -1: 10.5, -2: 6.0}

@@ -39,13 +39,16 @@ def test_a_dedup_mark_is_eight_bytes_that_depend_only_on_the_event_id() -> None:
     assert dedup_mark("order-1") == dedup_mark("order-1") != dedup_mark("order-2")
 
 
-def test_a_daily_totals_field_is_four_bytes_for_any_event_name_and_never_looks_like_a_mark() -> None:
+def test_a_daily_totals_field_is_six_bytes_for_any_event_name_and_day_and_never_looks_like_a_mark() -> None:
     names = [f"checkout.step{index}.completed_with_a_long_event_name" for index in range(1_000)]
-    fields = {daily_totals_field(name) for name in names}
+    fields = {daily_totals_field(name, day) for name in names for day in (20_429, 20_430)}
 
-    assert len(fields) == len(names)
-    assert all(len(field) == DAILY_TOTALS_FIELD_BYTES == 4 != DEDUP_MARK_BYTES for field in fields)
-    assert daily_totals_field("purchase") == daily_totals_field("purchase") != daily_totals_field("purchases")
+    assert len(fields) == 2 * len(names)
+    assert all(len(field) == DAILY_TOTALS_FIELD_BYTES == 6 != DEDUP_MARK_BYTES for field in fields)
+    assert daily_totals_field("purchase", 20_429) != daily_totals_field("purchases", 20_429)
+    # The name's bytes, then the day's: 20,429 days since the epoch is 0x4fcd.
+    assert daily_totals_field("purchase", 20_429)[:4] == daily_totals_field("purchase", 20_430)[:4]
+    assert daily_totals_field("purchase", 20_429)[4:] == b"\x4f\xcd"
 
 
 def test_every_key_of_an_experiment_carries_its_key_as_hash_tag_in_every_phase() -> None:

@@ -25,69 +25,22 @@ local function covariate_plan_of(experiment)
   return cached
 end
 
--- The user's daily totals of one event name live in one field of the user state, the first 4 bytes of the name's
--- SHA-1 (splitstream/keys.py daily_totals_field: 4 bytes per name in every user's state, however long the name):
--- "{day}:{sum},{count}" entries joined by ";", the newest day first (days since the epoch, UTC, by the event's own
--- timestamp; the sum with every digit of the double). The newest first makes the common update, another event of
--- the latest day, a match at the start of the text.
-local totals_fields = {}
-local function totals_field(name)
-  local field = totals_fields[name]
-  if field == nil then
-    field = hex_bytes(string.sub(redis.sha1hex(name), 1, 8))
-    totals_fields[name] = field
-  end
-  return field
-end
-
-local function day_entry(day, sum, count) return day .. ':' .. exact_text(sum) .. ',' .. count end
-
--- The entries after adding v on day, without days before oldest_day; nil when nothing changes (a value that would
--- take a sum out of the float range is counted in overflow instead).
-local function with_event(raw, day, v, oldest_day)
-  if raw then
-    local first_day, sum, count, rest = string.match(raw, '^(%d+):([^,;]+),(%d+)(.*)$')
-    if tonumber(first_day) == day then
-      local total = tonumber(sum) + v
-      if not finite(total) then return nil end
-      return day_entry(day, total, tonumber(count) + 1) .. rest
-    end
-  end
-  local entries, placed = {}, false
-  for entry_day, sum, count in string.gmatch(raw or '', '(%d+):([^,;]+),(%d+)') do
-    local d = tonumber(entry_day)
-    if not placed and d <= day then
-      placed = true
-      if d == day then
-        local total = tonumber(sum) + v
-        if not finite(total) then return nil end
-        table.insert(entries, day_entry(day, total, tonumber(count) + 1))
-      else
-        table.insert(entries, day_entry(day, v, 1))
-      end
-    end
-    if d ~= day and d >= oldest_day then table.insert(entries, entry_day .. ':' .. sum .. ',' .. count) end
-  end
-  if not placed then table.insert(entries, day_entry(day, v, 1)) end
-  return table.concat(entries, ';')
-end
-
--- Adds an event to the user's daily totals of its name. A new field keeps the state for as long as a day can be
--- looked back to; a field's old days go whenever it gains a day.
+-- Adds an event to the user's total of its name on its day. A new field keeps the state for as long as a day can
+-- be looked back to; the state's sweeps drop the days past that.
 local function record_daily_total(user, name, value, happened_at, arrived_at)
   local day = math.floor(happened_at / MS_PER_DAY)
   local v = event_value(value)
   local oldest_day = math.floor(arrived_at / MS_PER_DAY) - covariate_days_kept - 1
   if day < oldest_day or not v then return end
   local state = state_of(user)
-  local field = totals_field(name)
+  local field = totals_field(name, day)
   local raw = read_fields(state.key, {field})[1]
-  local updated = with_event(raw or nil, day, v, oldest_day)
-  if updated == nil then
+  local total = (tonumber(raw) or 0) + v
+  if not finite(total) then
     overflow = overflow + 1
     return
   end
-  write_field(state.key, field, updated)
+  write_field(state.key, field, exact_text(total))
   keep_for(state, (covariate_days_kept + 2) * SECONDS_PER_DAY)
   if not raw then field_added(state, arrived_at) end
 end
@@ -98,27 +51,28 @@ local function enter_covariates(experiment, user, user_record, variant, exposed_
   local plan = covariate_plan_of(experiment)
   if #plan.metrics == 0 then return end
   local exposure_day = math.floor(exposed_at / MS_PER_DAY)
-  local first_day = exposure_day - plan.lookback
-  local names = {}
-  for index, metric in ipairs(plan.metrics) do names[index] = totals_field(metric.event) end
-  local stored = read_fields(user_state_key(user), names)
-  local totals = {}
-  for index, metric in ipairs(plan.metrics) do
-    local event_totals = totals[metric.event]
-    if event_totals == nil then
-      event_totals = {sum = 0, count = 0}
-      for entry_day, sum, count in string.gmatch(stored[index] or '', '(%d+):([^,;]+),(%d+)') do
-        local d = tonumber(entry_day)
-        if d >= first_day and d < exposure_day then
-          event_totals.sum = event_totals.sum + tonumber(sum)
-          event_totals.count = event_totals.count + tonumber(count)
-        end
+  local fields, firsts = {}, {}
+  for _, metric in ipairs(plan.metrics) do
+    if firsts[metric.event] == nil then
+      firsts[metric.event] = #fields + 1
+      for day = exposure_day - plan.lookback, exposure_day - 1 do
+        table.insert(fields, totals_field(metric.event, day))
       end
-      totals[metric.event] = event_totals
     end
-    local x = event_totals.sum
+  end
+  local stored = read_fields(user_state_key(user), fields)
+  for _, metric in ipairs(plan.metrics) do
+    local sum, days = 0, 0
+    local first = firsts[metric.event]
+    for index = first, first + plan.lookback - 1 do
+      if stored[index] then
+        sum = sum + tonumber(stored[index])
+        days = days + 1
+      end
+    end
+    local x = sum
     if metric.type == 'binomial' then
-      x = event_totals.count > 0 and 1 or 0
+      x = days > 0 and 1 or 0
     elseif metric.cap then
       x = math.min(x, metric.cap)
     end

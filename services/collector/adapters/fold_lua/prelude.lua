@@ -19,9 +19,8 @@
 -- cross product moves by the change times the other part: Σm·d += Δm·d, or m·Δd.
 --
 -- CUPED covariates (binomial and mean metrics): every event whose name feeds such a metric also adds to the user's
--- daily totals (in the user state {p}:user:{<user>}, a 4-byte field per event name holding
--- "{day}:{Σ values},{count};..." newest day first; days since the epoch, UTC, by the event's own timestamp), kept
--- covariate_days_kept days. At the user's first exposure, x for each metric is the same metric over the
+-- daily totals (in the user state {p}:user:{<user>}, a 6-byte field per event name and day holding Σ values; days
+-- since the epoch, UTC, by the event's own timestamp), kept covariate_days_kept days. At the user's first exposure, x for each metric is the same metric over the
 -- cuped_lookback_days whole days before the exposure's day (binomial: 1 if any event, mean: the total, capped like
 -- y), frozen from then on; the variant keeps Σx, Σx², Σx·y (:xsum, :xsumsq, :xy) and the user x:{metric} when x is
 -- not 0. Pre-period events that arrive after the exposure
@@ -63,7 +62,7 @@ local NO_VALUE = '(none)'
 local HOLDOUT_ARM = '(holdout)'
 local MS_PER_HOUR = 3600000
 local PRUNE_EVERY = 64
--- The user state's field holding the size at which its next sweep happens (no 4-byte totals field or 8-byte mark is
+-- The user state's field holding the size at which its next sweep happens (no 6-byte totals field or 8-byte mark is
 -- "~").
 local SWEEP_FIELD = '~'
 local MS_PER_DAY = 86400000

@@ -1,6 +1,28 @@
--- fold.lua, part 3 of 7: each user's state shared by all experiments, one hash: dedup marks (mark -> hour of
--- arrival) and daily totals (4 bytes of the event name's SHA-1 -> "{day}:{sum},{count};...", the covariates part
--- keeps them).
+-- fold.lua, part 3 of 7: each user's state shared by all experiments, one hash: dedup marks (8-byte mark -> day of
+-- arrival modulo MARK_DAYS) and daily totals (6-byte field of event name and day -> sum, the covariates part keeps
+-- them). States written before kept marks' hours of arrival (numbers from MARK_DAYS up) and an event name's days in
+-- one field ("{day}:{sum},{count};..."); the sweep still reads both.
+
+-- The user's total of one event name on one day is one field of the user state: the first 4 bytes of the name's
+-- SHA-1 and the day in 2 bytes, big-endian (days since the epoch, UTC, by the event's own timestamp); the value is
+-- the sum with every digit of the double (splitstream/keys.py daily_totals_field: 6 bytes, however long the name).
+-- A day without events has no field, so a binomial covariate is whether any field of the lookback exists.
+local DAILY_TOTAL_FIELD_BYTES = 6
+local name_prefixes = {}
+local function totals_field(name, day)
+  local prefix_bytes = name_prefixes[name]
+  if prefix_bytes == nil then
+    prefix_bytes = hex_bytes(string.sub(redis.sha1hex(name), 1, 8))
+    name_prefixes[name] = prefix_bytes
+  end
+  return prefix_bytes .. string.char(math.floor(day / 256) % 256, day % 256)
+end
+
+-- The day of a daily-total field (the sweep drops the days no lookback can reach).
+local function totals_day(field)
+  local high, low = string.byte(field, 5, 6)
+  return high * 256 + low
+end
 
 -- What this call knows of each user state it touched: the key, its field count (read once, then counted here: the
 -- call happens at one instant and nothing else runs meanwhile), whether it was new, and the longest time to live an
@@ -37,9 +59,23 @@ local function keep_user_states()
   end
 end
 
--- Counts a field just added and sweeps the state when it has grown enough: marks whose whole hour of arrival lies
--- more than dedup_ttl before now, and the daily totals of an event whose newest day no lookback can reach any more,
--- are dropped. A sweep is considered at every multiple of PRUNE_EVERY fields and happens once the state has reached
+-- A mark's value is the day of arrival modulo MARK_DAYS: a number a listpack keeps in one byte. Its age is read
+-- modulo MARK_DAYS too, so it is never taken for older than it is: a mark is dropped only once its whole day of
+-- arrival lies more than dedup_ttl before now (with a dedup window of MARK_DAYS - 2 days or more, never).
+local MARK_DAYS = 128
+local function mark_value(arrived_at) return math.floor(arrived_at / MS_PER_DAY) % MARK_DAYS end
+
+local function stale_mark(value, now_ms, marks_before)
+  local number = tonumber(value)
+  if number == nil then return false end
+  if number >= MARK_DAYS then return (number + 1) * MS_PER_HOUR <= marks_before end -- an hour of arrival
+  local today = math.floor(now_ms / MS_PER_DAY)
+  local day = today - (today - number) % MARK_DAYS
+  return (day + 1) * MS_PER_DAY <= marks_before
+end
+
+-- Counts a field just added and sweeps the state when it has grown enough: marks whose whole day of arrival lies
+-- more than dedup_ttl before now, and the daily totals of days no lookback can reach any more, are dropped. A sweep is considered at every multiple of PRUNE_EVERY fields and happens once the state has reached
 -- twice its size after the previous sweep (field SWEEP_FIELD), so a user with many live marks costs a bounded number
 -- of field reads per event, not a read of every mark every PRUNE_EVERY events; the state holds at most about twice
 -- its live fields, or PRUNE_EVERY more. The count grows the same way however the events were batched, so sweeps
@@ -55,10 +91,12 @@ local function field_added(state, now_ms)
   for index = 1, #fields, 2 do
     local field, value = fields[index], fields[index + 1]
     local stale = false
-    if string.find(value, ':', 1, true) then
+    if string.find(value, ':', 1, true) then -- an event name's days in one field, newest first
       stale = (tonumber(string.match(value, '^(%d+):') or '') or oldest_day) < oldest_day
+    elseif #field == DAILY_TOTAL_FIELD_BYTES then
+      stale = totals_day(field) < oldest_day
     elseif field ~= SWEEP_FIELD then
-      stale = ((tonumber(value) or math.huge) + 1) * MS_PER_HOUR <= marks_before
+      stale = stale_mark(value, now_ms, marks_before)
     end
     if stale then redis.call('HDEL', state.key, field) end
   end
@@ -72,7 +110,7 @@ end
 -- dedup_ttl after the user's last event, and sweeps drop only marks older than that.
 local function first_delivery(user, mark, arrived_at)
   local state = state_of(user)
-  if redis.call('HSETNX', state.key, mark, math.floor(arrived_at / MS_PER_HOUR)) == 0 then
+  if redis.call('HSETNX', state.key, mark, mark_value(arrived_at)) == 0 then
     return false
   end
   keep_for(state, dedup_ttl)
