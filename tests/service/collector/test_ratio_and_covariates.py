@@ -76,8 +76,9 @@ def _event(user: str, index: int, name: str, at: datetime, value: float | None) 
                       timestamp=at)
 
 
-def simulate(seed: int, count: int) -> tuple[list[Exposure | TrackEvent], Truth]:
-    """Events in arrival order (pre-period, exposure, after it, a late pre-period one) and the true per-user values."""
+def simulate(seed: int, count: int, unrelated_before: int = 0) -> tuple[list[Exposure | TrackEvent], Truth]:
+    """Events in arrival order (pre-period, exposure, after it, a late pre-period one) and the true per-user values;
+    ``unrelated_before`` page views (they feed no metric) before the exposure grow each user's state."""
     rng = random.Random(seed)
     events: list[Exposure | TrackEvent] = []
     truth = Truth()
@@ -94,6 +95,8 @@ def simulate(seed: int, count: int) -> tuple[list[Exposure | TrackEvent], Truth]
             if days_back <= LOOKBACK_DAYS:
                 spend_before += value
                 bought_before = True
+        for _ in range(unrelated_before):
+            events.append(_event(user, index := index + 1, "page_view", EXPOSURE_DAY - DAY, None))
         # Earlier on the exposure's own day: neither in the pre-period nor attributed (before the exposure).
         events.append(_event(user, index := index + 1, "purchase", EXPOSURE_DAY + timedelta(minutes=5), 999.0))
         events.append(Exposure(type="exposure", event_id=f"{user}-exposure", user_id=user, experiment=KEY,
@@ -143,10 +146,13 @@ def _close(actual: RatioMoments | CovariateMoments, expected: RatioMoments | Cov
 
 
 @pytest.mark.usefixtures("experiment")
+@pytest.mark.parametrize("unrelated_before", [0, 30], ids=["small-user-states", "user-states-read-field-by-field"])
 async def test_ratio_and_covariate_sums_match_the_raw_per_user_values(
-    settings: CollectorSettings, redis: Redis
+    settings: CollectorSettings, redis: Redis, unrelated_before: int
 ) -> None:
-    events, truth = simulate(seed=11, count=80)
+    """A user state of up to twice the lookback's fields is read whole at the exposure, a larger one field by field
+    (fold.lua lookback_totals): both give the same covariates."""
+    events, truth = simulate(seed=11, count=80, unrelated_before=unrelated_before)
     folder = statistics_folder(settings, redis, settings.redis_keys)
     arrived = time.time_ns() // 1_000_000
     for start in range(0, len(events), 97):  # several batches, a user's events spread over two at times

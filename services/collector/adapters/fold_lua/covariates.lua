@@ -42,7 +42,59 @@ local function record_daily_total(user, name, value, happened_at, arrived_at)
   end
   write_field(state.key, field, exact_text(total))
   keep_for(state, (covariate_days_kept + 2) * SECONDS_PER_DAY)
-  if not raw then field_added(state, arrived_at) end
+  if not raw then
+    state.totals_added = true
+    field_added(state, arrived_at)
+  end
+end
+
+-- The sums and the number of days with events of each event name the plan reads, over the days
+-- [first_day, exposure_day), added day by day in order (the same double however the fields were read). A state new
+-- in this call holds only what this call added; a small one is read whole (one pass, in Redis, over its fields)
+-- rather than field by field (each a pass over a listpack of that size).
+local function lookback_totals(user, plan, first_day, exposure_day)
+  local daily, totals = {}, {}
+  for _, metric in ipairs(plan.metrics) do
+    daily[metric.event] = {}
+    totals[metric.event] = {sum = 0, days = 0}
+  end
+  local state = state_of(user)
+  if state.new and not state.totals_added then return totals end
+  local events = {}
+  for event in pairs(daily) do table.insert(events, event) end
+  if state.size <= 2 * plan.lookback * #events then
+    local by_prefix = {}
+    for _, event in ipairs(events) do by_prefix[string.sub(totals_field(event, 0), 1, 4)] = event end
+    flush_copy(state.key) -- this call's additions, then the whole state, from Redis
+    local flat = redis.call('HGETALL', state.key)
+    for index = 1, #flat, 2 do
+      local field = flat[index]
+      if #field == DAILY_TOTAL_FIELD_BYTES and by_prefix[string.sub(field, 1, 4)] then
+        daily[by_prefix[string.sub(field, 1, 4)]][totals_day(field)] = flat[index + 1]
+      end
+    end
+  else
+    local fields, owners = {}, {}
+    for _, event in ipairs(events) do
+      for day = first_day, exposure_day - 1 do
+        table.insert(fields, totals_field(event, day))
+        table.insert(owners, {event, day})
+      end
+    end
+    for index, value in ipairs(read_fields(state.key, fields)) do
+      if value then daily[owners[index][1]][owners[index][2]] = value end
+    end
+  end
+  for event, event_totals in pairs(totals) do
+    for day = first_day, exposure_day - 1 do
+      local value = daily[event][day]
+      if value then
+        event_totals.sum = event_totals.sum + tonumber(value)
+        event_totals.days = event_totals.days + 1
+      end
+    end
+  end
+  return totals
 end
 
 -- x of each binomial and mean metric for a user first exposed at exposed_at (see the header), with Σx and Σx² added
@@ -51,25 +103,9 @@ local function enter_covariates(experiment, user, user_record, variant, exposed_
   local plan = covariate_plan_of(experiment)
   if #plan.metrics == 0 then return end
   local exposure_day = math.floor(exposed_at / MS_PER_DAY)
-  local fields, firsts = {}, {}
+  local totals = lookback_totals(user, plan, exposure_day - plan.lookback, exposure_day)
   for _, metric in ipairs(plan.metrics) do
-    if firsts[metric.event] == nil then
-      firsts[metric.event] = #fields + 1
-      for day = exposure_day - plan.lookback, exposure_day - 1 do
-        table.insert(fields, totals_field(metric.event, day))
-      end
-    end
-  end
-  local stored = read_fields(user_state_key(user), fields)
-  for _, metric in ipairs(plan.metrics) do
-    local sum, days = 0, 0
-    local first = firsts[metric.event]
-    for index = first, first + plan.lookback - 1 do
-      if stored[index] then
-        sum = sum + tonumber(stored[index])
-        days = days + 1
-      end
-    end
+    local sum, days = totals[metric.event].sum, totals[metric.event].days
     local x = sum
     if metric.type == 'binomial' then
       x = days > 0 and 1 or 0

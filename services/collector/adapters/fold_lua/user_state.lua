@@ -34,7 +34,7 @@ local function state_of(user)
   if state == nil then
     local key = user_state_key(user)
     local size = redis.call('HLEN', key)
-    state = {key = key, size = size, new = size == 0, keep = 0}
+    state = {key = key, size = size, new = size == 0, keep = 0, totals_added = false}
     user_states[user] = state
   end
   return state
