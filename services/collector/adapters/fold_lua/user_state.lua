@@ -36,6 +36,7 @@ local function state_of(user)
     local size = redis.call('HLEN', key)
     state = {key = key, size = size, new = size == 0, keep = 0, totals_added = false}
     user_states[user] = state
+    if state.new then start_copy(key) end -- no daily total to read: the call's copy knows them all
   end
   return state
 end
