@@ -224,6 +224,8 @@ async def damage(redis: Redis, settings: CollectorSettings, records: list[Event]
     await redis.delete(keys.variant_stats(EXPERIMENT, "control"))
     place = user_place(exposed.user_id)
     await redis.hset(keys.exposed_users(EXPERIMENT, place.bucket), place.field, f"v=ghost{USER_RECORD_SEPARATOR}t=0")
+    # A hash per exposed user, as versions before the buckets kept them: a rebuild removes it.
+    await redis.hset(f"{keys.prefix}:exp:{{{EXPERIMENT}}}:u:{exposed.user_id}", "variant", "control")
     await redis.hset(keys.variant_stats(EXPERIMENT, "ghost"), "users", 99)
     await redis.hset(keys.user_state("ghost"), "ghost-event", "1")
     await redis.incrby(keys.stats("applied"), 1000)
@@ -270,7 +272,7 @@ async def test_rebuild_reproduces_the_statistics_exactly(
         distinct, len(records) - distinct, len(UNDECODABLE)
     )
     assert report.orphan_exposures == 1
-    assert report.deleted == 2  # the ghost variant hash and the ghost dedup mark
+    assert report.deleted == 3  # the ghost variant hash, the ghost dedup mark and the old-style user hash
     keys = settings.redis_keys
     not_derived = {
         keys.experiments, keys.experiment(EXPERIMENT), keys.event_metrics("purchase"), keys.event_metrics("pageview"),
