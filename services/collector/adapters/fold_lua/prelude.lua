@@ -20,11 +20,11 @@
 --
 -- CUPED covariates (binomial and mean metrics): every event whose name feeds such a metric also adds to the user's
 -- daily totals (in the user state {p}:user:{<user>}, a 6-byte field per event name and day holding Σ values; days
--- since the epoch, UTC, by the event's own timestamp), kept covariate_days_kept days. At the user's first exposure, x for each metric is the same metric over the
--- cuped_lookback_days whole days before the exposure's day (binomial: 1 if any event, mean: the total, capped like
--- y), frozen from then on; the variant keeps Σx, Σx², Σx·y (:xsum, :xsumsq, :xy) and the user x:{metric} when x is
--- not 0. Pre-period events that arrive after the exposure
--- was folded are not in x.
+-- since the epoch, UTC, by the event's own timestamp), kept covariate_days_kept days. At the user's first exposure,
+-- x for each metric is the same metric over the cuped_lookback_days whole days before the exposure's day (binomial:
+-- 1 if any event, mean: the total, capped like y), frozen from then on; the variant keeps Σx, Σx², Σx·y (:xsum,
+-- :xsumsq, :xy) and the user x:{metric} when x is not 0. Pre-period events that arrive after the exposure was folded
+-- are not in x.
 --
 -- Segments: for each dimension the definition lists in "segments", the first exposure's attribute value (text,
 -- "(none)" when absent, at most 64 characters) puts the user in that value's segment; a dimension keeps at most
@@ -151,8 +151,8 @@ end
 
 -- Exposed users: each stats scope keeps USER_BUCKETS hashes {p}:exp:[scope]:users:{bucket} (the bucket: the first
 -- three hex digits of the user id's SHA-1; the field: its bytes 3 to 10; splitstream/keys.py user_place), each
--- field's value the user's record, "{field}={value}" entries joined by RECORD_SEPARATOR: v (variant), t (first exposure, epoch ms),
--- then m:/d:/x:{metric} and s:{dimension} in byte order. Many users share a hash, so a user
+-- field's value the user's record, "{field}={value}" entries joined by RECORD_SEPARATOR: v (variant), t (first
+-- exposure, epoch ms), then m:/d:/x:{metric} and s:{dimension} in byte order. Many users share a hash, so a user
 -- costs a field of a listpack rather than a key, its object and its table entries. A record is read whole at first
 -- touch and written whole at the end of the call, through a copy like any hash's, named by the bucket key, a
 -- newline (never in a key) and the field.

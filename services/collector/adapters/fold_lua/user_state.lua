@@ -76,11 +76,12 @@ local function stale_mark(value, now_ms, marks_before)
 end
 
 -- Counts a field just added and sweeps the state when it has grown enough: marks whose whole day of arrival lies
--- more than dedup_ttl before now, and the daily totals of days no lookback can reach any more, are dropped. A sweep is considered at every multiple of PRUNE_EVERY fields and happens once the state has reached
--- twice its size after the previous sweep (field SWEEP_FIELD), so a user with many live marks costs a bounded number
--- of field reads per event, not a read of every mark every PRUNE_EVERY events; the state holds at most about twice
--- its live fields, or PRUNE_EVERY more. The count grows the same way however the events were batched, so sweeps
--- happen at the same events.
+-- more than dedup_ttl before now, and the daily totals of days no lookback can reach any more, are dropped. A sweep
+-- is considered at every multiple of PRUNE_EVERY fields and happens once the state has reached twice its size after
+-- the previous sweep (field SWEEP_FIELD), so a user with many live marks costs a bounded number of field reads per
+-- event, not a read of every mark every PRUNE_EVERY events; the state holds at most about twice its live fields, or
+-- PRUNE_EVERY more. The count grows the same way however the events were batched, so sweeps happen at the same
+-- events.
 local function field_added(state, now_ms)
   state.size = state.size + 1
   if state.size % PRUNE_EVERY ~= 0 then return end
