@@ -4,7 +4,7 @@
    with the dev stack's environment (Kafka and Redis of `make up`), next to a bare ASGI app served by the same
    uvicorn with the same options; three workloads: a 100k-user pool, one returning user, the pool without exposure
    logging. The run's experiment is created and started through the admin API, stopped at the end, and the run's
-   sticky records and exposed-user hashes deleted.
+   sticky records and exposed-user buckets deleted.
 2. Local evaluation per call: ``Catalog.evaluate`` and ``SplitStream.assign`` against ``GrowthBook.run``.
 
 Progress goes to stderr, the report to stdout. The exit status is 1 when a part could not be measured.

@@ -31,7 +31,8 @@ class CollectorSettings(CommonSettings):
 
     consumer_group: str = Field("splitstream-aggregator", min_length=1)
     dedup_ttl_seconds: int = Field(_WEEK_SECONDS, ge=1)
-    """How long an applied event_id is remembered; a redelivery later than this would count twice."""
+    """How long an applied event_id is remembered at least (marks are swept a whole day of arrival at a time, so up
+    to a day longer); a redelivery later than this may count twice."""
     lateness_seconds: int = Field(_HOUR_SECONDS, ge=1)
     """An event that arrives before its user's exposure is attributed when the exposure arrives only if the
     exposure arrives at most this long after the event did (both by arrival time: ``received_at``, else the Kafka
