@@ -63,15 +63,14 @@ local function lookback_totals(user, plan, first_day, exposure_day)
   local events = {}
   for event in pairs(daily) do table.insert(events, event) end
   if state.size <= 2 * plan.lookback * #events then
-    local by_prefix = {}
-    for _, event in ipairs(events) do by_prefix[string.sub(totals_field(event, 0), 1, 4)] = event end
+    local by_name = {}
+    for _, event in ipairs(events) do by_name[totals_name(event)] = event end
     flush_copy(state.key) -- this call's additions, then the whole state, from Redis
     local flat = redis.call('HGETALL', state.key)
     for index = 1, #flat, 2 do
       local field = flat[index]
-      if #field == DAILY_TOTAL_FIELD_BYTES and by_prefix[string.sub(field, 1, 4)] then
-        daily[by_prefix[string.sub(field, 1, 4)]][totals_day(field)] = flat[index + 1]
-      end
+      local event = #field == DAILY_TOTAL_FIELD_BYTES and by_name[string.sub(field, 1, 4)]
+      if event then daily[event][totals_day(field)] = flat[index + 1] end
     end
   else
     local fields, owners = {}, {}

@@ -8,14 +8,18 @@
 -- the sum with every digit of the double (splitstream/keys.py daily_totals_field: 6 bytes, however long the name).
 -- A day without events has no field, so a binomial covariate is whether any field of the lookback exists.
 local DAILY_TOTAL_FIELD_BYTES = 6
-local name_prefixes = {}
-local function totals_field(name, day)
-  local prefix_bytes = name_prefixes[name]
-  if prefix_bytes == nil then
-    prefix_bytes = hex_bytes(string.sub(redis.sha1hex(name), 1, 8))
-    name_prefixes[name] = prefix_bytes
+local name_bytes = {}
+local function totals_name(name)
+  local bytes = name_bytes[name]
+  if bytes == nil then
+    bytes = hex_bytes(string.sub(redis.sha1hex(name), 1, 8))
+    name_bytes[name] = bytes
   end
-  return prefix_bytes .. string.char(math.floor(day / 256) % 256, day % 256)
+  return bytes
+end
+
+local function totals_field(name, day)
+  return totals_name(name) .. string.char(math.floor(day / 256) % 256, day % 256)
 end
 
 -- The day of a daily-total field (the sweep drops the days no lookback can reach).
