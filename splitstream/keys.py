@@ -22,9 +22,8 @@ user's keys in one slot. Below, ``[key]`` is the tagged key (``{checkout}``), ``
                                       Σm·d); a binomial or mean metric's CUPED covariate ``{metric}:xsum``,
                                       ``{metric}:xsumsq``, ``{metric}:xy`` (Σx, Σx², Σx·y)
 - ``{p}:exp:[scope]:users:{bucket}``  hash of the exposed users of one of ``USER_BUCKETS`` buckets
-                                      (``user_place``): field 8 bytes of the user id's hash, value the
-                                      user's record
-                                      (``user_record``): ``v`` (variant), ``t`` (first exposure, epoch ms),
+                                      (``user_place``): field 8 bytes of the user id's hash, value the user's
+                                      record (``user_record``): ``v`` (variant), ``t`` (first exposure, epoch ms),
                                       ``m:{metric}`` (the user's running total, a ratio's numerator),
                                       ``d:{metric}`` (a ratio's denominator), ``x:{metric}`` (the covariate,
                                       when not 0), ``s:{dimension}`` (the user's segment values); a field per
