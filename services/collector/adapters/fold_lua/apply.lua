@@ -27,11 +27,10 @@ local function apply_exposure(user, experiment, variant, ts, arrived, attributes
     return
   end
   local user_record = user_record_of(experiment, user)
-  -- A user record always holds its variant: without one, there is no record yet.
+  -- A user record always holds its variant: without one, there is no record yet (reading it loaded it whole).
   if read_fields(user_record, {'v'})[1] then
     return -- the first exposure wins
   end
-  start_copy(user_record)
   write_field(user_record, 'v', variant)
   write_field(user_record, 't', ts)
   add_sum(variant_key(experiment, variant), 'users', 1)
