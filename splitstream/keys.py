@@ -177,12 +177,18 @@ class UserPlace:
 
 
 def user_place(user_id: str) -> UserPlace:
-    """From the SHA-1 of the user id (fold.lua takes it from ``redis.sha1hex``): the bucket is its first 12 bits,
+    """From the SHA-1 of the user id (``user_place_bytes``): the bucket is its first 12 bits,
     the field its bytes 3 to 10, so a user costs 8 bytes of field however long the id. Two users of a bucket share
     a field with odds of 2^-64 per pair. 4,096 buckets keep each under Redis's listpack limit of 128 fields
     (deploy/redis/redis.conf raises it to 256) up to about half a million (a million) users per experiment."""
-    digest = sha1(user_id.encode()).digest()
-    return UserPlace(int.from_bytes(digest[:2]) >> 4, digest[2:10])
+    place = user_place_bytes(user_id)
+    return UserPlace(int.from_bytes(place[:2]) >> 4, place[2:])
+
+
+def user_place_bytes(user_id: str) -> bytes:
+    """The first 10 bytes of the user id's SHA-1: the bucket and the field of ``user_place``, as fold.lua receives
+    them with each event."""
+    return sha1(user_id.encode()).digest()[:10]
 
 
 def user_record(raw: bytes | None) -> dict[str, str]:

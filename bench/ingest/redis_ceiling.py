@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import itertools
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
@@ -24,7 +26,7 @@ from bench.ingest.stack import delete_matching
 from services.collector.adapters.fold import FOLD_SCRIPT, script_fields, script_header
 from splitstream.events import Exposure, TrackEvent
 from splitstream.experiment import Experiment, ExperimentStatus
-from splitstream.keys import RedisKeys
+from splitstream.keys import RedisKeys, user_place_bytes
 from splitstream.registry import ExperimentRegistry
 
 CEILING_DATABASE = 15
@@ -51,7 +53,9 @@ def redis_benchmark_binary() -> str:
     return debian_binary("redis-benchmark", "redis-tools")
 
 
-async def _requests_per_second(binary: str, redis_url: str, options: list[str], command: list[str]) -> float:
+async def _requests_per_second(
+    binary: str, redis_url: str, options: list[str], command: list[str] | list[str | bytes]
+) -> float:
     address = urlsplit(redis_url)
     argv = [binary, "-h", address.hostname or "127.0.0.1", "-p", str(address.port or 6379),
             "--dbnum", str(CEILING_DATABASE), "--csv", *options, *command]
@@ -60,26 +64,34 @@ async def _requests_per_second(binary: str, redis_url: str, options: list[str], 
     )
     out, err = await process.communicate()
     if process.returncode != 0:
-        raise RuntimeError(f"redis-benchmark {command[0]} failed: {err.decode()[-500:]}")
+        raise RuntimeError(f"redis-benchmark {command[0]!r} failed: {err.decode()[-500:]}")
     rows = list(csv.DictReader(out.decode().splitlines()))
     return float(rows[-1]["rps"])
 
 
-def _templated_fields(event: Exposure | TrackEvent) -> list[str]:
+def _templated_fields(event: Exposure | TrackEvent) -> list[str | bytes]:
     """The event's script fields with its id itself as the dedup mark (8 bytes of a hash in the consumer), so that
     redis-benchmark's ``__rand_int__`` in it gives every call fresh marks."""
-    kind, _mark, *rest = script_fields(event)
-    return [kind, event.event_id, *rest]
+    fields: list[str | bytes] = [*script_fields(event)]
+    fields[1] = event.event_id
+    return fields
 
 
-def _fold_arguments(prefix: str, experiment: str, run: str) -> list[str]:
+def _command_line_users(prefix: str) -> Iterator[str]:
+    """User ids whose place (a binary ARGV field) holds no NUL byte, which a command line cannot carry."""
+    for index in itertools.count():
+        user = f"{prefix}-u{index}"
+        if 0 not in user_place_bytes(user):
+            yield user
+
+
+def _fold_arguments(prefix: str, experiment: str, run: str) -> list[str | bytes]:
     now = datetime.now(UTC)
-    fields = script_header(
+    fields: list[str | bytes] = [*script_header(
         prefix, dedup_ttl_seconds=SHORT_TTL_SECONDS, pending_ttl_seconds=SHORT_TTL_SECONDS,
         pending_max_events=PENDING_MAX_EVENTS, lateness_seconds=SHORT_TTL_SECONDS, poison=0,
-    )
-    for index in range(FOLD_USERS):
-        user = f"{prefix}-u{index}"
+    )]
+    for index, user in zip(range(FOLD_USERS), _command_line_users(prefix), strict=False):
         exposure = Exposure(type="exposure", event_id="x-__rand_int__", user_id=user, timestamp=now,
                             experiment=experiment, variant=VARIANTS[index % len(VARIANTS)])
         fields.extend(_templated_fields(exposure))

@@ -21,7 +21,7 @@ from redis.exceptions import NoScriptError, ResponseError
 from services.collector.decoding import arrival_ms
 from splitstream.events import Exposure, TrackEvent
 from splitstream.experiment import MAX_CUPED_LOOKBACK_DAYS
-from splitstream.keys import RedisKeys, dedup_mark, stats_scope
+from splitstream.keys import RedisKeys, dedup_mark, stats_scope, user_place_bytes
 
 FOLD_PARTS: Final = ("prelude", "definitions", "user_state", "targets", "statistics", "covariates", "apply")
 """The script's parts in ``fold_lua/``, in the order they are joined: each uses only what the ones before define."""
@@ -108,11 +108,11 @@ def script_header(
 
 
 def script_fields(
-    event: Exposure | TrackEvent, arrived_ms: int | None = None
-) -> tuple[str, bytes, str, str, str, str, str, str]:
-    """The eight ARGV fields ``fold.lua`` reads per event, ``arrived_ms`` its arrival time (epoch milliseconds;
-    by default its ``received_at``, else now); the event id travels as its dedup mark; ``repr`` keeps a float's
-    every digit."""
+    event: Exposure | TrackEvent, arrived_ms: int | None = None, place: bytes | None = None
+) -> tuple[str, bytes, str, bytes, str, str, str, str, str]:
+    """The nine ARGV fields ``fold.lua`` reads per event, ``arrived_ms`` its arrival time (epoch milliseconds;
+    by default its ``received_at``, else now); the event id travels as its dedup mark, the user's place
+    (``user_place_bytes``, given when known) next to the user id; ``repr`` keeps a float's every digit."""
     if arrived_ms is None:
         arrived_ms = arrival_ms(event, -1, time.time_ns() // 1_000_000)
     attributes = ""
@@ -122,8 +122,10 @@ def script_fields(
             attributes = orjson.dumps(event.attributes).decode()
     else:
         second, third = event.name, "" if event.value is None else repr(event.value)
+    if place is None:
+        place = user_place_bytes(event.user_id)
     return (
-        event.type, dedup_mark(event.event_id), event.user_id, second, third, str(event.timestamp_ms),
+        event.type, dedup_mark(event.event_id), event.user_id, place, second, third, str(event.timestamp_ms),
         str(arrived_ms), attributes,
     )
 
@@ -198,8 +200,12 @@ class StatisticsFolder:
     ) -> FoldCall:
         """The call of :meth:`apply`, not yet sent."""
         args: list[str | bytes] = [*script_header(self._prefix, **self._limits, poison=poison)]
+        places: dict[str, bytes] = {}  # a user's events are often several to a batch
         for event, arrived_ms in zip(events, arrivals_ms, strict=True):
-            args.extend(script_fields(event, arrived_ms))
+            place = places.get(event.user_id)
+            if place is None:
+                place = places[event.user_id] = user_place_bytes(event.user_id)
+            args.extend(script_fields(event, arrived_ms, place))
         return FoldCall(args, poison)
 
     async def send(self, call: FoldCall) -> PendingFold:

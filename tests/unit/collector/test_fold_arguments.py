@@ -12,7 +12,7 @@ from services.collector.adapters.fold import script_fields, script_header
 from services.collector.config import CollectorSettings
 from splitstream.events import Exposure, TrackEvent
 from splitstream.experiment import MAX_CUPED_LOOKBACK_DAYS
-from splitstream.keys import dedup_mark
+from splitstream.keys import dedup_mark, user_place_bytes
 
 AT = datetime(2024, 5, 1, 12, 0, 0, 123000, tzinfo=UTC)
 
@@ -29,7 +29,9 @@ def test_an_exposure_carries_its_experiment_variant_and_epoch_milliseconds() -> 
 
     fields = script_fields(event, 1714564801000)
 
-    assert fields == ("exposure", dedup_mark("e1"), "u:1", "exp", "b", "1714564800123", "1714564801000", "")
+    assert fields == (
+        "exposure", dedup_mark("e1"), "u:1", user_place_bytes("u:1"), "exp", "b", "1714564800123", "1714564801000", "",
+    )
 
 
 def test_an_exposure_names_its_phase_scope_and_carries_its_attributes_as_json() -> None:
@@ -38,15 +40,15 @@ def test_an_exposure_names_its_phase_scope_and_carries_its_attributes_as_json() 
 
     fields = script_fields(event, 1714564801000)
 
-    assert fields[3] == "exp~3"
-    assert orjson.loads(fields[7]) == {"channel": "mini_program", "is_new": True, "tier": 2}
+    assert fields[4] == "exp~3"
+    assert orjson.loads(fields[8]) == {"channel": "mini_program", "is_new": True, "tier": 2}
 
 
 def test_without_an_arrival_time_an_event_arrives_at_its_received_at() -> None:
     event = TrackEvent(type="event", event_id="e1", user_id="u1", name="buy", timestamp=AT,
                        received_at=AT + timedelta(seconds=2))
 
-    assert script_fields(event)[6] == "1714564802123"
+    assert script_fields(event)[7] == "1714564802123"
 
 
 @pytest.mark.parametrize(
@@ -58,8 +60,10 @@ def test_an_event_value_keeps_every_digit(value: float | None, text: str) -> Non
 
     fields = script_fields(event, 1714564800999)
 
-    assert fields == ("event", dedup_mark("e1"), "u1", "buy", text, "1714564800123", "1714564800999", "")
-    assert value is None or float(fields[4]) == value
+    assert fields == (
+        "event", dedup_mark("e1"), "u1", user_place_bytes("u1"), "buy", text, "1714564800123", "1714564800999", "",
+    )
+    assert value is None or float(fields[5]) == value
 
 
 def test_consumer_settings_default_to_the_documented_values_and_read_the_collector_prefix(

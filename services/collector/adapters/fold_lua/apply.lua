@@ -10,56 +10,49 @@ local function replay_pending(experiment, user, user_record, variant, exposed_at
     local happened_at = tonumber(ts or '')
     if name and happened_at and (tonumber(arrived) or happened_at) >= earliest_arrival then
       for _, target in ipairs(metrics_fed_by(name)) do
-        if target.experiment == experiment and attributed(experiment, target.metric, exposed_at, happened_at) then
-          local stored = read_fields(user_record, {user_fields(target.metric, target.role)})
-          fold(experiment, user_record, variant, target.metric, target.role, value, stored[1], stored[2])
+        if target.experiment == experiment and attributed(target, exposed_at, happened_at) then
+          local values = record_values(user_record)
+          fold(target, user_record, variant, event_value(value), values[target.own], values[target.other])
         end
       end
     end
   end
 end
 
-local function apply_exposure(user, experiment, variant, ts, arrived, attributes_json)
+local function apply_exposure(user, place, experiment, variant, ts, exposed_at, arrived_at, attributes_json)
   local variants = variants_of(experiment)
   local ended_at = ended_at_of(experiment)
-  if not variants or not variants[variant] or (ended_at and tonumber(ts) >= ended_at) then
+  if not variants or not variants[variant] or (ended_at and exposed_at >= ended_at) then
     orphans = orphans + 1 -- no such experiment or variant, or an exposure after the experiment ended
     return
   end
-  local user_record = user_record_of(experiment, user)
-  -- A user record always holds its variant: without one, there is no record yet (reading it loaded it whole).
-  if read_fields(user_record, {'v'})[1] then
+  local user_record = user_record_of(experiment, user, place)
+  if exposure_of(user_record) then
     return -- the first exposure wins
   end
-  write_field(user_record, 'v', variant)
-  write_field(user_record, 't', ts)
+  set_exposure(user_record, variant, ts, exposed_at)
   add_sum(variant_key(experiment, variant), 'users', 1)
   enter_segments(experiment, user_record, variant, attributes_json)
-  enter_covariates(experiment, user, user_record, variant, tonumber(ts))
-  replay_pending(experiment, user, user_record, variant, tonumber(ts), tonumber(arrived))
+  enter_covariates(experiment, user, user_record, variant, exposed_at)
+  replay_pending(experiment, user, user_record, variant, exposed_at, arrived_at)
 end
 
 -- An event counts at once for the experiments that already saw the user's exposure; it waits in the user's pending
 -- list only if some experiment it feeds has not yet (an event that feeds nothing, or only experiments the user is
 -- already in, can never be attributed later: only a first exposure replays the list).
-local function apply_track_event(user, name, value, ts, arrived)
-  local happened_at = tonumber(ts)
+local function apply_track_event(user, place, name, value, ts, happened_at, arrived, arrived_at)
   local targets = metrics_fed_by(name)
-  for _, target in ipairs(targets) do
-    if target.role == 'binomial' or target.role == 'mean' then
-      record_daily_total(user, name, value, happened_at, tonumber(arrived))
-      break
-    end
-  end
+  local amount = event_value(value)
+  if targets.daily then record_daily_total(user, name, amount, happened_at, arrived_at) end
   local waiting = false
   for _, target in ipairs(targets) do
-    local user_record = user_record_of(target.experiment, user)
-    -- The exposure and the user's numbers the update needs, in one round trip.
-    local row = read_fields(user_record, {'v', 't', user_fields(target.metric, target.role)})
-    if not (row[1] and row[2]) then
+    local user_record = user_record_of(target.experiment, user, place)
+    local variant, exposed_at = exposure_of(user_record)
+    if not (variant and exposed_at) then
       waiting = true
-    elseif attributed(target.experiment, target.metric, tonumber(row[2]), happened_at) then
-      fold(target.experiment, user_record, row[1], target.metric, target.role, value, row[3], row[4])
+    elseif attributed(target, exposed_at, happened_at) then
+      local values = record_values(user_record)
+      fold(target, user_record, variant, amount, values[target.own], values[target.other])
     end
   end
   if waiting then
@@ -71,16 +64,17 @@ local function apply_track_event(user, name, value, ts, arrived)
 end
 
 for i = FIRST_EVENT, #ARGV, FIELDS_PER_EVENT do
-  local kind, mark, user = ARGV[i], ARGV[i + 1], ARGV[i + 2]
-  local a, b, ts, arrived, attributes = ARGV[i + 3], ARGV[i + 4], ARGV[i + 5], ARGV[i + 6], ARGV[i + 7]
-  if not first_delivery(user, mark, tonumber(arrived)) then
+  local kind, mark, user, place = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+  local a, b, ts, arrived, attributes = ARGV[i + 4], ARGV[i + 5], ARGV[i + 6], ARGV[i + 7], ARGV[i + 8]
+  local arrived_at = tonumber(arrived)
+  if not first_delivery(user, mark, arrived_at) then
     duplicates = duplicates + 1
   else
     applied = applied + 1
     if kind == 'exposure' then
-      apply_exposure(user, a, b, ts, arrived, attributes)
+      apply_exposure(user, place, a, b, ts, tonumber(ts), arrived_at, attributes)
     else
-      apply_track_event(user, a, b, ts, arrived)
+      apply_track_event(user, place, a, b, ts, tonumber(ts), arrived, arrived_at)
     end
   end
 end

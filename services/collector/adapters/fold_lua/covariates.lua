@@ -27,20 +27,19 @@ end
 
 -- Adds an event to the user's total of its name on its day. A new field keeps the state for as long as a day can
 -- be looked back to; the state's sweeps drop the days past that.
-local function record_daily_total(user, name, value, happened_at, arrived_at)
+local function record_daily_total(user, name, amount, happened_at, arrived_at)
   local day = math.floor(happened_at / MS_PER_DAY)
-  local v = event_value(value)
   local oldest_day = math.floor(arrived_at / MS_PER_DAY) - covariate_days_kept - 1
-  if day < oldest_day or not v then return end
+  if day < oldest_day or not amount then return end
   local state = state_of(user)
   local field = totals_field(name, day)
-  local raw = read_fields(state.key, {field})[1]
-  local total = (tonumber(raw) or 0) + v
+  local raw = read_field(state.key, field)
+  local total = (raw and tonumber(raw) or 0) + amount
   if not finite(total) then
     overflow = overflow + 1
     return
   end
-  write_field(state.key, field, exact_text(total))
+  write_field(state.key, field, total)
   keep_for(state, (covariate_days_kept + 2) * SECONDS_PER_DAY)
   if not raw then
     state.totals_added = true
@@ -49,17 +48,18 @@ local function record_daily_total(user, name, value, happened_at, arrived_at)
 end
 
 -- The sums and the number of days with events of each event name the plan reads, over the days
--- [first_day, exposure_day), added day by day in order (the same double however the fields were read). A state new
--- in this call holds only what this call added; a small one is read whole (one pass, in Redis, over its fields)
+-- [first_day, exposure_day), added day by day in order (the same double however the fields were read); nil when the
+-- user has no daily totals (a state new in this call that this call added none to). A state new in this call holds
+-- only what this call added; a small one is read whole (one pass, in Redis, over its fields)
 -- rather than field by field (each a pass over a listpack of that size).
 local function lookback_totals(user, plan, first_day, exposure_day)
+  local state = state_of(user)
+  if state.new and not state.totals_added then return nil end
   local daily, totals = {}, {}
   for _, metric in ipairs(plan.metrics) do
     daily[metric.event] = {}
     totals[metric.event] = {sum = 0, days = 0}
   end
-  local state = state_of(user)
-  if state.new and not state.totals_added then return totals end
   local events = {}
   for event in pairs(daily) do table.insert(events, event) end
   if state.size <= 2 * plan.lookback * #events then
@@ -103,6 +103,7 @@ local function enter_covariates(experiment, user, user_record, variant, exposed_
   if #plan.metrics == 0 then return end
   local exposure_day = math.floor(exposed_at / MS_PER_DAY)
   local totals = lookback_totals(user, plan, exposure_day - plan.lookback, exposure_day)
+  if totals == nil then return end -- no daily totals: every x is 0
   for _, metric in ipairs(plan.metrics) do
     local sum, days = totals[metric.event].sum, totals[metric.event].days
     local x = sum
@@ -112,7 +113,7 @@ local function enter_covariates(experiment, user, user_record, variant, exposed_
       x = math.min(x, metric.cap)
     end
     local names = names_of(metric.key)
-    if x ~= 0 and add_to_stats(experiment, user_record, variant, {{names.xsum, x}, {names.xsumsq, x * x}}) then
+    if x ~= 0 and add_to_stats(experiment, user_record, variant, names.xsum, x, names.xsumsq, x * x) then
       write_field(user_record, names.x, x)
     end
   end

@@ -33,12 +33,13 @@
 -- dimension are the set {p}:exp:[scope]:segvals:{dim}. ([scope]: the tagged scope, splitstream/keys.py.)
 --
 -- ARGV: prefix, dedup_ttl, pending_ttl, pending_max, lateness_ms, poison_count, max_segment_values,
--- covariate_days_kept, then 8 fields
--- per event, in record order (arrived_ms: when the event reached the platform, epoch ms):
---   exposure: "exposure", mark, user_id, stats scope (experiment and phase), variant, ts_ms, arrived_ms,
+-- covariate_days_kept, then 9 fields per event, in record order (arrived_ms: when the event reached the platform,
+-- epoch ms):
+--   exposure: "exposure", mark, user_id, place, stats scope (experiment and phase), variant, ts_ms, arrived_ms,
 --             attributes (a JSON object, "" when none)
---   event:    "event",    mark,     user_id, name, value ("" when absent), ts_ms, arrived_ms, ""
--- mark: the event's dedup mark (splitstream/keys.py dedup_mark: 8 bytes of a hash of its event id).
+--   event:    "event",    mark, user_id, place, name, value ("" when absent), ts_ms, arrived_ms, ""
+-- mark: the event's dedup mark (splitstream/keys.py dedup_mark: 8 bytes of a hash of its event id); place: where
+-- the user's records are (splitstream/keys.py user_place_bytes: the first 10 bytes of the user id's SHA-1).
 -- Values travel as strings formatted by Python (shortest round-trip repr) so no precision is lost on the way in.
 --
 -- A Redis script is not rolled back when a command fails half-way, so every write below is guarded so that it
@@ -55,7 +56,7 @@ local poison = tonumber(ARGV[6])
 local max_segment_values = tonumber(ARGV[7])
 local covariate_days_kept = tonumber(ARGV[8])
 local FIRST_EVENT = 9
-local FIELDS_PER_EVENT = 8
+local FIELDS_PER_EVENT = 9
 local OTHER_VALUES = '(other)'
 local NO_VALUE = '(none)'
 -- The arm of held-out users (splitstream/experiment.py HOLDOUT_ARM): folded like a variant of every experiment.
@@ -70,6 +71,17 @@ local SECONDS_PER_DAY = 86400
 local DEFAULT_LOOKBACK_DAYS = 14
 
 local applied, duplicates, orphans, overflow = 0, 0, 0, 0
+
+-- The table under key in tables, made on first use: per-call caches keyed by two strings nest, since joining the
+-- strings into one key would make a new string at every lookup.
+local function table_in(tables, key)
+  local inner = tables[key]
+  if inner == nil then
+    inner = {}
+    tables[key] = inner
+  end
+  return inner
+end
 
 -- Statistics keys name an experiment's stats scope ("key" in phase 1, "key~N" after: splitstream/keys.py) with the
 -- experiment key as the Redis Cluster hash tag: {p}:exp:{key} or {p}:exp:{key}~N; the definition is stored under
@@ -87,11 +99,11 @@ end
 local function experiment_key(scope) return prefix .. ':exp:{' .. string.match(scope, '^[^~]+') .. '}' end
 local variant_keys = {}
 local function variant_key(experiment, variant)
-  local id = experiment .. '|' .. variant
-  local cached = variant_keys[id]
+  local keys = table_in(variant_keys, experiment)
+  local cached = keys[variant]
   if cached == nil then
     cached = scope_key(experiment) .. ':v:' .. variant
-    variant_keys[id] = cached
+    keys[variant] = cached
   end
   return cached
 end
@@ -125,8 +137,10 @@ local function finite(x)
   return x == x and x ~= math.huge and x ~= -math.huge
 end
 
--- The shortest decimal text that reads back as exactly x (at most 17 significant digits).
+-- The shortest decimal text that reads back as exactly x (at most 17 significant digits). Whole numbers below 2^53,
+-- most sums and totals, need no round trip.
 local function exact_text(x)
+  if x == math.floor(x) and x > -9007199254740992 and x < 9007199254740992 then return string.format('%d', x) end
   for digits = 15, 16 do
     local text = string.format('%.' .. digits .. 'g', x)
     if tonumber(text) == x then return text end
@@ -150,7 +164,7 @@ local function copy_of(key)
 end
 
 -- Exposed users: each stats scope keeps USER_BUCKETS hashes {p}:exp:[scope]:users:{bucket} (the bucket: the first
--- three hex digits of the user id's SHA-1; the field: its bytes 3 to 10; splitstream/keys.py user_place), each
+-- 12 bits of the event's place; the field: its bytes 3 to 10; splitstream/keys.py user_place), each
 -- field's value the user's record, "{field}={value}" entries joined by RECORD_SEPARATOR: v (variant), t (first
 -- exposure, epoch ms), then m:/d:/x:{metric} and s:{dimension} in byte order. Many users share a hash, so a user
 -- costs a field of a listpack rather than a key, its object and its table entries. A record is read whole at first
@@ -162,18 +176,18 @@ local function hex_bytes(hex)
   return (string.gsub(hex, '..', function(pair) return string.char(tonumber(pair, 16)) end))
 end
 
-local user_places = {}
-local function user_record_of(experiment, user)
-  local place = user_places[user]
-  if place == nil then
-    local digest = redis.sha1hex(user)
-    place = {bucket = tonumber(string.sub(digest, 1, 3), 16), field = hex_bytes(string.sub(digest, 5, 20))}
-    user_places[user] = place
+local record_names = {}
+local function user_record_of(experiment, user, place)
+  local names = table_in(record_names, experiment)
+  local name = names[user]
+  if name == nil then
+    local high, low = string.byte(place, 1, 2)
+    local hash = scope_key(experiment) .. ':users:' .. (high * 16 + math.floor(low / 16))
+    local field = string.sub(place, 3, 10)
+    name = hash .. '\n' .. field
+    copy_of(name).record = {hash = hash, field = field}
+    names[user] = name
   end
-  local hash = scope_key(experiment) .. ':users:' .. place.bucket
-  local name = hash .. '\n' .. place.field
-  local copy = copy_of(name)
-  if copy.record == nil then copy.record = {hash = hash, field = place.field} end
   return name
 end
 
@@ -184,6 +198,21 @@ local function load_record(copy)
     if field then copy.values[field] = value end
   end
   copy.fresh = true
+end
+
+-- The values of a user record (nil when absent), the whole record read at first touch.
+local function record_values(name)
+  local copy = copies[name]
+  if not copy.fresh then load_record(copy) end
+  return copy.values
+end
+
+-- The user's variant and first exposure (epoch ms) in a record, or nil when the user is not exposed (yet).
+local function exposure_of(name)
+  local copy = copies[name]
+  if not copy.fresh then load_record(copy) end
+  if copy.exposed_at == nil then copy.exposed_at = tonumber(copy.values.t) or false end
+  return copy.values.v, copy.exposed_at or nil
 end
 
 -- v and t first, then the other fields in byte order: the text depends on the user's numbers alone, not on the
@@ -202,11 +231,10 @@ local function record_text(copy)
   return table.concat(parts, RECORD_SEPARATOR)
 end
 
--- The values of fields (false when absent), reading the ones not known yet with one HMGET (a record: whole, once).
+-- The values of fields (false when absent), reading the ones not known yet with one HMGET.
 local function read_fields(key, fields)
   local copy = copy_of(key)
   local values = copy.values
-  if copy.record and not copy.fresh then load_record(copy) end
   if not copy.fresh then
     local missing = {}
     for _, field in ipairs(fields) do
@@ -222,6 +250,18 @@ local function read_fields(key, fields)
   return row
 end
 
+-- The value of one field (false when absent), read from Redis unless known.
+local function read_field(key, field)
+  local copy = copy_of(key)
+  local value = copy.values[field]
+  if value == nil then
+    value = not copy.fresh and redis.call('HGET', key, field) or false
+    copy.values[field] = value
+  end
+  return value
+end
+
+-- Numbers are kept as numbers in the copy and written as exact_text at the flush.
 local function write_field(key, field, value)
   local copy = copy_of(key)
   if not copy.changed[field] then
@@ -229,6 +269,13 @@ local function write_field(key, field, value)
     table.insert(copy.order, field)
   end
   copy.values[field] = value
+end
+
+-- Records a user's first exposure in its record: the variant and the time, as text and as a number.
+local function set_exposure(name, variant, ts, exposed_at)
+  write_field(name, 'v', variant)
+  write_field(name, 't', ts)
+  copies[name].exposed_at = exposed_at
 end
 
 -- Marks a hash known not to exist: none of its fields needs reading.
@@ -245,7 +292,6 @@ local function sums_of(key)
     copy = copy_of(key)
     local flat = redis.call('HGETALL', key)
     for index = 1, #flat, 2 do copy.values[flat[index]] = tonumber(flat[index + 1]) or 0 end
-    copy.sums = true
   end
   return copy.values
 end
@@ -268,7 +314,8 @@ local function flush_copy(key)
   local args = {}
   for _, field in ipairs(copy.order) do
     table.insert(args, field)
-    table.insert(args, copy.sums and exact_text(copy.values[field]) or copy.values[field])
+    local value = copy.values[field]
+    table.insert(args, type(value) == 'number' and exact_text(value) or value)
   end
   redis.call('HSET', key, unpack(args))
 end

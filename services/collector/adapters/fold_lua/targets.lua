@@ -1,5 +1,16 @@
 -- fold.lua, part 4 of 7: where a user's updates go (variant and segments) and which events count for which metric.
 
+-- The user-record field of a segment dimension.
+local segment_fields = {}
+local function segment_field(dimension)
+  local field = segment_fields[dimension]
+  if field == nil then
+    field = 's:' .. dimension
+    segment_fields[dimension] = field
+  end
+  return field
+end
+
 -- The hashes one update of an exposed user goes to: the variant's, and the variant's in each of the user's segments.
 -- Without segments that is the variant's alone, the same list for every user (built once per call).
 local variant_only = {}
@@ -15,11 +26,10 @@ local function stats_targets(experiment, user_record, variant)
     return targets
   end
   local targets = {key}
-  local fields = {}
-  for index, dimension in ipairs(dimensions) do fields[index] = 's:' .. dimension end
-  local values = read_fields(user_record, fields)
-  for index, dimension in ipairs(dimensions) do
-    if values[index] then table.insert(targets, segment_key(experiment, dimension, values[index], variant)) end
+  local values = record_values(user_record)
+  for _, dimension in ipairs(dimensions) do
+    local value = values[segment_field(dimension)]
+    if value then table.insert(targets, segment_key(experiment, dimension, value, variant)) end
   end
   return targets
 end
@@ -53,7 +63,7 @@ local function enter_segments(experiment, user_record, variant, attributes_json)
       if redis.call('SCARD', values) >= max_segment_values then value = OTHER_VALUES end
       redis.call('SADD', values, value)
     end
-    write_field(user_record, 's:' .. dimension, value)
+    write_field(user_record, segment_field(dimension), value)
     add_sum(segment_key(experiment, dimension, value, variant), 'users', 1)
   end
 end
@@ -61,27 +71,45 @@ end
 local caps_of = metric_numbers('cap')
 local window_hours_of = metric_numbers('conversion_window_hours')
 
--- Whether an event at happened_at falls in the metric's attribution window of an exposure at exposed_at, before the
--- experiment ended.
-local function attributed(experiment, metric, exposed_at, happened_at)
-  local ended_at = ended_at_of(experiment)
+-- Whether an event at happened_at falls in the attribution window of the target's metric from an exposure at
+-- exposed_at, before the experiment ended.
+local function attributed(target, exposed_at, happened_at)
+  local ended_at = ended_at_of(target.experiment)
   if happened_at < exposed_at or (ended_at and happened_at >= ended_at) then
     return false
   end
-  local hours = window_hours_of(experiment)[metric]
+  local hours = target.window_hours
   return hours == nil or happened_at < exposed_at + hours * MS_PER_HOUR
 end
 
--- Entries "experiment|metric|role" of the metric index, parsed (role: splitstream.experiment.Metric.feeds).
+-- The user-record fields an event of ``role`` moving a metric (``names``: names_of) reads: the part it moves, then
+-- the other number the update multiplies by (a ratio's other part, else the CUPED covariate).
+local function user_fields(names, role)
+  if string.sub(role, 1, 12) == 'denominator-' then return names.d, names.m end
+  return names.m, role == 'ratio' and names.d or names.x
+end
+
+-- Entries "experiment|metric|role" of the metric index (role: splitstream.experiment.Metric.feeds), each parsed into
+-- a target holding what folding an event into it needs of the definition: field names, the denominator's aggregate,
+-- a mean's cap, the attribution window. The list's ``daily`` says whether the name feeds a binomial or mean metric
+-- (its events then add to the users' daily totals, for CUPED).
 local metric_indexes = {}
 local function metrics_fed_by(name)
   local cached = metric_indexes[name]
   if cached == nil then
-    cached = {}
+    cached = {daily = false}
     for _, entry in ipairs(redis.call('SMEMBERS', event_metrics_key(name))) do
       local experiment, metric, role = string.match(entry, '^([^|]+)|([^|]+)|([^|]+)$')
       if experiment then
-        table.insert(cached, {experiment = experiment, metric = metric, role = role})
+        local names = names_of(metric)
+        local target = {
+          experiment = experiment, metric = metric, role = role, names = names,
+          aggregate = string.match(role, '^denominator%-(%a+)$'), window_hours = window_hours_of(experiment)[metric],
+          cap = role == 'mean' and caps_of(experiment)[metric] or nil,
+        }
+        target.own, target.other = user_fields(names, role)
+        if role == 'binomial' or role == 'mean' then cached.daily = true end
+        table.insert(cached, target)
       end
     end
     metric_indexes[name] = cached

@@ -18,8 +18,15 @@ local function totals_name(name)
   return bytes
 end
 
+local day_fields = {}
 local function totals_field(name, day)
-  return totals_name(name) .. string.char(math.floor(day / 256) % 256, day % 256)
+  local fields = table_in(day_fields, name)
+  local field = fields[day]
+  if field == nil then
+    field = totals_name(name) .. string.char(math.floor(day / 256) % 256, day % 256)
+    fields[day] = field
+  end
+  return field
 end
 
 -- The day of a daily-total field (the sweep drops the days no lookback can reach).
@@ -31,7 +38,8 @@ end
 -- What this call knows of each user state it touched: the key, its field count (read once, then counted here: the
 -- call happens at one instant and nothing else runs meanwhile), whether it was new, and the longest time to live an
 -- event asked for, set once per call (keep_user_states). The daily totals are read and written through the call's
--- copy of the hash (prelude); the marks go to Redis at once.
+-- copy of the hash (prelude); so are the marks of a new state, while an older state's go to Redis at once (HSETNX:
+-- one command that both checks and sets).
 local user_states = {}
 local function state_of(user)
   local state = user_states[user]
@@ -68,7 +76,16 @@ end
 -- modulo MARK_DAYS too, so it is never taken for older than it is: a mark is dropped only once its whole day of
 -- arrival lies more than dedup_ttl before now (with a dedup window of MARK_DAYS - 2 days or more, never).
 local MARK_DAYS = 128
-local function mark_value(arrived_at) return math.floor(arrived_at / MS_PER_DAY) % MARK_DAYS end
+local mark_values = {}
+local function mark_value(arrived_at)
+  local day = math.floor(arrived_at / MS_PER_DAY)
+  local value = mark_values[day]
+  if value == nil then
+    value = string.format('%d', day % MARK_DAYS)
+    mark_values[day] = value
+  end
+  return value
+end
 
 local function stale_mark(value, now_ms, marks_before)
   local number = tonumber(value)
@@ -116,7 +133,10 @@ end
 -- dedup_ttl after the user's last event, and sweeps drop only marks older than that.
 local function first_delivery(user, mark, arrived_at)
   local state = state_of(user)
-  if redis.call('HSETNX', state.key, mark, mark_value(arrived_at)) == 0 then
+  if state.new then -- the call's copy knows every field: the mark is written with the state's other fields
+    if read_field(state.key, mark) then return false end
+    write_field(state.key, mark, mark_value(arrived_at))
+  elseif redis.call('HSETNX', state.key, mark, mark_value(arrived_at)) == 0 then
     return false
   end
   keep_for(state, dedup_ttl)
