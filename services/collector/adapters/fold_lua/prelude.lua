@@ -138,14 +138,21 @@ local function finite(x)
 end
 
 -- The shortest decimal text that reads back as exactly x (at most 17 significant digits). Whole numbers below 2^53,
--- most sums and totals, need no round trip.
+-- most sums and totals, need no round trip; texts are kept for the call, as users' totals often repeat (prices).
+local texts = {}
 local function exact_text(x)
-  if x == math.floor(x) and x > -9007199254740992 and x < 9007199254740992 then return string.format('%d', x) end
-  for digits = 15, 16 do
-    local text = string.format('%.' .. digits .. 'g', x)
-    if tonumber(text) == x then return text end
+  local text = texts[x]
+  if text then return text end
+  if x == math.floor(x) and x > -9007199254740992 and x < 9007199254740992 then
+    text = string.format('%d', x)
+  else
+    for digits = 15, 17 do
+      text = string.format('%.' .. digits .. 'g', x)
+      if tonumber(text) == x then break end
+    end
   end
-  return string.format('%.17g', x)
+  if x == x then texts[x] = text end
+  return text
 end
 
 -- A per-call copy of hashes this call reads and writes: each field is read at most once, every change is made to
@@ -220,15 +227,17 @@ end
 local function record_text(copy)
   local values, others = copy.values, {}
   for field, value in pairs(values) do
-    if value and field ~= 'v' and field ~= 't' then table.insert(others, field) end
+    if value and field ~= 'v' and field ~= 't' then others[#others + 1] = field end
   end
   table.sort(others)
-  local parts = {'v=' .. values.v, 't=' .. values.t}
+  local parts, count = {'v=', values.v, RECORD_SEPARATOR, 't=', values.t}, 5
   for _, field in ipairs(others) do
     local value = values[field]
-    table.insert(parts, field .. '=' .. (type(value) == 'number' and exact_text(value) or value))
+    parts[count + 1], parts[count + 2], parts[count + 3] = RECORD_SEPARATOR, field, '='
+    parts[count + 4] = type(value) == 'number' and exact_text(value) or value
+    count = count + 4
   end
-  return table.concat(parts, RECORD_SEPARATOR)
+  return table.concat(parts)
 end
 
 -- The values of fields (false when absent), reading the ones not known yet with one HMGET.
@@ -261,9 +270,14 @@ local function read_field(key, field)
   return value
 end
 
--- Numbers are kept as numbers in the copy and written as exact_text at the flush.
+-- Numbers are kept as numbers in the copy and written as exact_text at the flush. A record is written whole.
 local function write_field(key, field, value)
   local copy = copy_of(key)
+  if copy.record then
+    copy.values[field] = value
+    copy.dirty = true
+    return
+  end
   if not copy.changed[field] then
     copy.changed[field] = true
     table.insert(copy.order, field)
@@ -306,11 +320,11 @@ local function flush_copy(key)
   local copy = copies[key]
   if copy == nil then return end
   copies[key] = nil
-  if #copy.order == 0 then return end
   if copy.record then
-    redis.call('HSET', copy.record.hash, copy.record.field, record_text(copy))
+    if copy.dirty then redis.call('HSET', copy.record.hash, copy.record.field, record_text(copy)) end
     return
   end
+  if #copy.order == 0 then return end
   local args = {}
   for _, field in ipairs(copy.order) do
     table.insert(args, field)

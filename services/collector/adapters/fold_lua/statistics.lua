@@ -1,15 +1,16 @@
 -- fold.lua, part 5 of 7: the per-user updates of the sufficient statistics (binomial, mean, ratio).
 
--- Adds up to three increments (field, delta; a later pair may be nil) to the variant's statistics and to its
+-- Adds up to three increments (field, delta; the third pair may be nil) to the variant's statistics and to its
 -- segments' among the user's, or none of them: a delta that is not finite, or that would take the variant's sum past
 -- the float range, skips the whole update (counted in overflow, and the caller leaves the user's totals as they
 -- were). Returns whether it applied. Pairs rather than a list: this runs for every event, and a table per call
--- costs more than the update.
+-- costs more than the update. The sums stored are finite, so a new sum is finite only if its delta is too; t - t is
+-- 0 for a finite t and NaN otherwise.
 local function add_to_stats(experiment, user_record, variant, field1, delta1, field2, delta2, field3, delta3)
   local sums = sums_of(variant_key(experiment, variant))
-  if not (finite(delta1) and finite((sums[field1] or 0) + delta1) and finite(delta2)
-      and finite((sums[field2] or 0) + delta2)
-      and (field3 == nil or (finite(delta3) and finite((sums[field3] or 0) + delta3)))) then
+  local total1, total2 = (sums[field1] or 0) + delta1, (sums[field2] or 0) + delta2
+  local total3 = field3 and (sums[field3] or 0) + delta3 or 0
+  if total1 - total1 ~= 0 or total2 - total2 ~= 0 or total3 - total3 ~= 0 then
     overflow = overflow + 1
     return false
   end

@@ -38,8 +38,8 @@ end
 -- What this call knows of each user state it touched: the key, its field count (read once, then counted here: the
 -- call happens at one instant and nothing else runs meanwhile), whether it was new, and the longest time to live an
 -- event asked for, set once per call (keep_user_states). The daily totals are read and written through the call's
--- copy of the hash (prelude); so are the marks of a new state, while an older state's go to Redis at once (HSETNX:
--- one command that both checks and sets).
+-- copy of the hash (prelude); the marks go to Redis at once (HSETNX checks and sets in one command, which costs
+-- less than keeping them in the copy).
 local user_states = {}
 local function state_of(user)
   local state = user_states[user]
@@ -133,10 +133,7 @@ end
 -- dedup_ttl after the user's last event, and sweeps drop only marks older than that.
 local function first_delivery(user, mark, arrived_at)
   local state = state_of(user)
-  if state.new then -- the call's copy knows every field: the mark is written with the state's other fields
-    if read_field(state.key, mark) then return false end
-    write_field(state.key, mark, mark_value(arrived_at))
-  elseif redis.call('HSETNX', state.key, mark, mark_value(arrived_at)) == 0 then
+  if redis.call('HSETNX', state.key, mark, mark_value(arrived_at)) == 0 then
     return false
   end
   keep_for(state, dedup_ttl)
