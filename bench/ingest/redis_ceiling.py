@@ -64,8 +64,8 @@ async def _requests_per_second(
     )
     out, err = await process.communicate()
     if process.returncode != 0:
-        raise RuntimeError(f"redis-benchmark {command[0]!r} failed: {err.decode()[-500:]}")
-    rows = list(csv.DictReader(out.decode().splitlines()))
+        raise RuntimeError(f"redis-benchmark {command[0]!r} failed: {err.decode(errors='replace')[-500:]}")
+    rows = list(csv.DictReader(out.decode(errors="replace").splitlines()))  # the command echoes binary arguments
     return float(rows[-1]["rps"])
 
 
