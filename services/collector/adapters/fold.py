@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from importlib.resources import files
 from typing import Any, Final
 
+import hiredis
 import orjson
 from redis.asyncio import Redis
 from redis.asyncio.connection import AbstractConnection
@@ -133,10 +134,12 @@ def script_fields(
 @dataclass(frozen=True, slots=True)
 class FoldCall:
     """The arguments of one fold call, built apart from sending it, so that the consumer builds the next call while
-    Redis runs the current one."""
+    Redis runs the current one; ``command`` is the whole ``EVALSHA`` in the Redis protocol, packed by hiredis in one
+    step (redis-py's own packing encodes each argument in Python: thrice the time, for thousands of arguments)."""
 
     args: list[str | bytes]
     poison: int
+    command: bytes
 
 
 class PendingFold:
@@ -206,7 +209,9 @@ class StatisticsFolder:
             if place is None:
                 place = places[event.user_id] = user_place_bytes(event.user_id)
             args.extend(script_fields(event, arrived_ms, place))
-        return FoldCall(args, poison)
+        # hiredis's stub types its argument as a tuple of one item; it takes any number.
+        command = hiredis.pack_command(("EVALSHA", self.script.sha, 0, *args))  # type: ignore[arg-type]
+        return FoldCall(args, poison, command)
 
     async def send(self, call: FoldCall) -> PendingFold:
         """Write ``call`` to Redis now, on a connection of its own, and return without its answer."""
@@ -214,7 +219,7 @@ class StatisticsFolder:
         # redis-py leaves get_connection untyped (its deprecation decorator); it is the public way to hold one.
         connection: AbstractConnection = await pool.get_connection()  # type: ignore[no-untyped-call]
         try:
-            await connection.send_command("EVALSHA", self.script.sha, 0, *call.args)
+            await connection.send_packed_command(call.command)
         except BaseException:
             await connection.disconnect()
             await pool.release(connection)
