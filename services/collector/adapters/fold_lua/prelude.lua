@@ -165,7 +165,7 @@ local function copy_of(key)
   if copy == nil then
     copy = {values = {}, changed = {}, order = {}, fresh = false}
     copies[key] = copy
-    table.insert(copy_order, key)
+    copy_order[#copy_order + 1] = key
   end
   return copy
 end
@@ -280,7 +280,7 @@ local function write_field(key, field, value)
   end
   if not copy.changed[field] then
     copy.changed[field] = true
-    table.insert(copy.order, field)
+    copy.order[#copy.order + 1] = field
   end
   copy.values[field] = value
 end
@@ -325,11 +325,10 @@ local function flush_copy(key)
     return
   end
   if #copy.order == 0 then return end
-  local args = {}
-  for _, field in ipairs(copy.order) do
-    table.insert(args, field)
-    local value = copy.values[field]
-    table.insert(args, type(value) == 'number' and exact_text(value) or value)
+  local args, values = {}, copy.values
+  for index, field in ipairs(copy.order) do
+    local value = values[field]
+    args[2 * index - 1], args[2 * index] = field, type(value) == 'number' and exact_text(value) or value
   end
   redis.call('HSET', key, unpack(args))
 end

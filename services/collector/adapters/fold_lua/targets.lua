@@ -29,7 +29,7 @@ local function stats_targets(experiment, user_record, variant)
   local values = record_values(user_record)
   for _, dimension in ipairs(dimensions) do
     local value = values[segment_field(dimension)]
-    if value then table.insert(targets, segment_key(experiment, dimension, value, variant)) end
+    if value then targets[#targets + 1] = segment_key(experiment, dimension, value, variant) end
   end
   return targets
 end
