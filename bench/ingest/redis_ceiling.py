@@ -1,10 +1,11 @@
 """The aggregation's ceiling: ``redis-benchmark`` against the same Redis, in a database of its own.
 
 Three figures: plain ``SET`` and ``HINCRBYFLOAT`` ops/s (4 clients, pipelines of 16), and the consumer's own fold
-script (``EVALSHA`` of ``fold.lua``) on batches of 500 events from one client, as one consumer calls it: the gap
-to the consumer's rate is its own side (fetching from Kafka, decoding, building the call). The batch is 100 users × (an
-exposure and one event per metric); ``__rand_int__`` gives every event a fresh id per call, so after the first call
-the exposures are repeats (first exposure wins) and the events fold into the users' running totals.
+script (``EVALSHA`` of ``fold.lua``) on batches as large as a consumer's by default, from one client, as one consumer
+calls it: the gap to the consumer's rate is its own side (fetching from Kafka, decoding, building the call). The
+batch is ``FOLD_USERS`` users × (an exposure and one event per metric); ``__rand_int__`` gives every event a fresh id
+per call, so after the first call the exposures are repeats (first exposure wins) and the events fold into the users'
+running totals.
 Every key it writes starts with a per-run prefix and is deleted afterwards; the marks expire within minutes anyway.
 """
 
@@ -24,13 +25,15 @@ from bench.debian import debian_binary
 from bench.ingest.aggregation import MEAN_VALUE, METRICS, VARIANTS, experiment_spec, metric_event
 from bench.ingest.stack import delete_matching
 from services.collector.adapters.fold import FOLD_SCRIPT, script_fields, script_header
+from services.collector.config import CollectorSettings
 from splitstream.events import Exposure, TrackEvent
 from splitstream.experiment import Experiment, ExperimentStatus
 from splitstream.keys import RedisKeys, user_place_bytes
 from splitstream.registry import ExperimentRegistry
 
 CEILING_DATABASE = 15
-FOLD_USERS = 100
+FOLD_USERS = CollectorSettings.model_fields["consumer_batch_max"].default // (METRICS + 1)
+"""A call as large as a consumer's by default."""
 FOLD_CALLS = 300
 SHORT_TTL_SECONDS = 300
 PENDING_MAX_EVENTS = 200
