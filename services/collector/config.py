@@ -44,8 +44,9 @@ class CollectorSettings(CommonSettings):
     max_segment_values: int = Field(DEFAULT_MAX_SEGMENT_VALUES, ge=1, le=10_000)
     """Distinct values kept per segment dimension and experiment; later values are counted as ``(other)``."""
     consumer_batch_max: int = Field(1000, ge=1)
-    """Events folded per Redis call at most. A full call holds Redis for about 11 ms (its script runs alone), which
-    a backlog fills; 1,000 folded about a fifth more events per second than 500 in the benchmark (bench/ingest).
+    """Events folded per Redis call at most. Calls are full while a backlog drains, and a full call holds Redis for
+    about 11 ms (its script runs alone); 1,000 folded about a fifth more events per second than 500 in the benchmark
+    (bench/ingest).
     Lower it when other clients of the same Redis (the assignment service) must never wait that long."""
     consumer_metrics_host: str = "0.0.0.0"  # Prometheus scrapes it from another host or container
     consumer_metrics_port: int = Field(9102, ge=0, le=65535)

@@ -216,10 +216,9 @@ end
 
 -- The user's variant and first exposure (epoch ms) in a record, or nil when the user is not exposed (yet).
 local function exposure_of(name)
-  local copy = copies[name]
-  if not copy.fresh then load_record(copy) end
-  if copy.exposed_at == nil then copy.exposed_at = tonumber(copy.values.t) or false end
-  return copy.values.v, copy.exposed_at or nil
+  local values, copy = record_values(name), copies[name]
+  if copy.exposed_at == nil then copy.exposed_at = tonumber(values.t) or false end
+  return values.v, copy.exposed_at or nil
 end
 
 -- v and t first, then the other fields in byte order: the text depends on the user's numbers alone, not on the
