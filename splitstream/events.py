@@ -10,7 +10,6 @@ assignment service's exposures) leave it ``None``.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Literal
@@ -62,14 +61,8 @@ class TrackEvent(_BaseEvent):
 
     type: Literal["event"]
     name: EventName
-    value: float | None = None
-
-    @field_validator("value")
-    @classmethod
-    def _finite(cls, value: float | None) -> float | None:
-        if value is not None and not math.isfinite(value):
-            raise ValueError("value must be a finite number")
-        return value
+    value: float | None = Field(None, allow_inf_nan=False)
+    """Finite: checked by pydantic's own code, like ``received_at``."""
 
 
 Event = Annotated[Exposure | TrackEvent, Field(discriminator="type")]
@@ -79,8 +72,9 @@ events_adapter: TypeAdapter[list[Exposure | TrackEvent]] = TypeAdapter(list[Even
 
 
 def encode(event: Exposure | TrackEvent) -> bytes:
-    # Serialized by pydantic in one step: twice as fast as a dict for orjson, the same bytes.
-    return event.model_dump_json().encode()
+    # The model's JSON as pydantic's serializer writes it, straight to bytes: model_dump_json makes a str of them
+    # first (a third of the time, measured per event of the ingest benchmark), and orjson over a dict twice the time.
+    return type(event).__pydantic_serializer__.to_json(event)
 
 
 def decode(payload: bytes) -> Exposure | TrackEvent:
