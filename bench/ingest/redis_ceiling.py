@@ -68,8 +68,16 @@ async def _requests_per_second(
     out, err = await process.communicate()
     if process.returncode != 0:
         raise RuntimeError(f"redis-benchmark {command[0]!r} failed: {err.decode(errors='replace')[-500:]}")
-    rows = list(csv.DictReader(out.decode(errors="replace").splitlines()))  # the command echoes binary arguments
-    return float(rows[-1]["rps"])
+    return _rps(out.decode(errors="replace"))
+
+
+def _rps(csv_output: str) -> float:
+    """The ``rps`` of redis-benchmark's last CSV row. Its first column echoes the command, whose binary arguments may
+    hold quotes, commas or line breaks; the numeric columns after it hold none, so the row is read from its end."""
+    header, *_ = csv_output.splitlines()
+    columns = next(csv.reader([header]))
+    row = csv_output.rstrip().rsplit("\n", 1)[-1].rsplit('","', len(columns) - 1)
+    return float(row[columns.index("rps")].strip('"'))
 
 
 def _templated_fields(event: Exposure | TrackEvent) -> list[str | bytes]:
