@@ -45,7 +45,10 @@ user's keys in one slot. Below, ``[key]`` is the tagged key (``{checkout}``), ``
                                         an event without one; ``day`` = days since 1970-01-01 UTC), kept
                                         ``MAX_CUPED_LOOKBACK_DAYS``; states written before held an event's days
                                         in one field, ``{day}:{Σ values},{count}`` entries joined by ``;``
-- ``{p}:user:[user]:pending``        recent events of the user, replayed when a later exposure arrives
+- ``{p}:exp:[scope]:pending:{user}`` the user's recent events that feed the scope's metrics and came before the
+                                      user's exposure there, replayed (and dropped) when the exposure arrives
+- ``{p}:user:[user]:pending``        where such events waited for every experiment before they moved to the
+                                      scope's slot (``legacy_pending``): read still, never written
 - ``{p}:stats:{counter}``             the consumer's counters: applied, duplicates, orphan_exposures, poison, ...
 - ``{p}:exp:[key]:history``           list of the experiment's audit entries (JSON), one per version, oldest first
 - ``{p}:layers`` / ``{p}:holdouts``   hashes of layer / holdout definitions (JSON) by key
@@ -110,7 +113,12 @@ class RedisKeys:
         """The user's dedup marks and daily totals (one hash)."""
         return f"{self.prefix}:user:{{{user_id}}}"
 
-    def pending(self, user_id: str) -> str:
+    def pending(self, scope: str, user_id: str) -> str:
+        """The user's events waiting in ``scope`` for the user's exposure there."""
+        return f"{self._scoped(scope)}:pending:{user_id}"
+
+    def legacy_pending(self, user_id: str) -> str:
+        """The user's waiting events as fold.lua kept them for every experiment at once, before ``pending``."""
         return f"{self.user_state(user_id)}:pending"
 
     def stats(self, counter: str) -> str:

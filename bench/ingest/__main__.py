@@ -113,9 +113,10 @@ async def clean_up(stack: DevStack, run: str, experiments: list[str]) -> None:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(30):
                 await ConsumerProgress(redis, stack.keys).settle()
-        patterns = [stack.keys.user_state(f"{run}-*"), stack.keys.pending(f"{run}-*")]
+        patterns = [stack.keys.user_state(f"{run}-*")]
         # The analyzer reads only the variants' sums, so the stopped experiments' results stay readable.
-        patterns.extend(stack.keys.exposed_users(key, "*") for key in experiments)
+        for key in experiments:
+            patterns += [stack.keys.exposed_users(key, "*"), stack.keys.pending(key, "*")]
         deleted = sum([await delete_matching(redis, pattern) for pattern in patterns])
         say(f"stopped {', '.join(experiments) or 'no experiment'}; deleted the run's {deleted:,} user states, "
             "pending lists and exposed-user buckets")

@@ -7,8 +7,8 @@ publishes, so the consumer's own rate is read after the last acknowledgement, wh
 
 Memory is INFO ``used_memory`` after the fold minus before it, over USERS × METRICS; ``MEMORY USAGE`` splits it
 into the exposed-user buckets (per experiment: what the analysis needs of each user; all of them), the user states
-(a hash per user of dedup marks, each kept 7 days, and daily totals for CUPED) and the pending lists (each user's
-recent events, kept for late exposures), both on a sample of users.
+(a hash per user of dedup marks, each kept 7 days, and daily totals for CUPED) and the experiment's pending lists
+(a user's recent events that wait for a late exposure), both on a sample of users.
 """
 
 from __future__ import annotations
@@ -165,7 +165,7 @@ async def _sampled_bytes(stack: DevStack, redis: Redis, experiment: str, run: st
     kinds: dict[str, tuple[list[str], int]] = {
         "exposed-user buckets": ([keys.exposed_users(experiment, bucket) for bucket in range(USER_BUCKETS)], USERS),
         "user states": ([keys.user_state(user) for user in users], len(users)),
-        "pending lists": ([keys.pending(user) for user in users], len(users)),
+        "pending lists": ([keys.pending(experiment, user) for user in users], len(users)),
     }
     async with redis.pipeline(transaction=False) as pipe:
         for names, _ in kinds.values():

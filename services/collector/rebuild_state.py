@@ -3,8 +3,9 @@
 Every key under the prefix is one of three kinds (the layout is splitstream/keys.py):
 
 - *derived*: written only by the fold, from the events topic, so a replay recreates them; the swap replaces them:
-  ``exp:[scope]:v:*``, ``exp:[scope]:users:*``, ``exp:[scope]:seg:*``, ``exp:[scope]:segvals:*``, ``user:[user]``
-  (dedup marks and daily totals), ``user:[user]:pending``, ``stats:*``;
+  ``exp:[scope]:v:*``, ``exp:[scope]:users:*``, ``exp:[scope]:seg:*``, ``exp:[scope]:segvals:*``,
+  ``exp:[scope]:pending:*``, ``user:[user]`` (dedup marks and daily totals), ``user:[user]:pending`` (the layout
+  before), ``stats:*``;
 - *definitions the fold reads*: ``experiments``, ``exp:[key]``, ``event-metrics:*``; copied into the staging prefix
   so the replay reads what the live fold reads, and never written by the rebuild under the live prefix;
 - everything else, kept as it is: the audit history, layers, holdouts, sticky assignments, the definitions lock,
@@ -43,7 +44,8 @@ DERIVED_FAMILIES: Final[Mapping[str, re.Pattern[str]]] = {
         "exposed users, one hash each": r"^exp:\{[^:]+:u:.",
         "segment statistics": r"^exp:\{[^:]+:seg:.",
         "segment values": r"^exp:\{[^:]+:segvals:.",
-        "pending events": r"^user:\{.*\}:pending$",
+        "pending events": r"^exp:\{[^:]+:pending:.",
+        "pending events, every experiment's at once": r"^user:\{.*\}:pending$",
         "user states": r"^user:\{.*\}$",
         "counters": r"^stats:.",
     }.items()

@@ -110,7 +110,7 @@ async def test_only_events_at_or_after_the_exposure_count_even_when_they_arrive_
     # Exposed first: the earlier event does not count, the one at the exposure instant does.
     await event_log.publish([exposed("ann", "control"), bought("ann", "ann-early", 5.0, at=early),
                              bought("ann", "ann-same", 7.0, at=T0)])
-    # Events first: they wait in the user's pending list until the exposure arrives.
+    # Events first: they wait in the experiment's pending list of the user until the exposure arrives.
     await event_log.publish([bought("bob", "bob-early", 100.0, at=early), bought("bob", "bob-late", 3.0, at=late)])
     await event_log.publish([exposed("bob", "control")])
     await run_aggregator(settings)
@@ -120,7 +120,7 @@ async def test_only_events_at_or_after_the_exposure_count_even_when_they_arrive_
     assert folded.users == 2
     assert folded.converted == SampleMoments(2, 2.0, 2.0)
     assert folded.revenue == SampleMoments(2, 10.0, 58.0)
-    assert await redis.llen(settings.redis_keys.pending("bob")) == 2
+    assert await redis.exists(settings.redis_keys.pending(EXPERIMENT, "bob")) == 0  # replayed: never read again
 
 
 @pytest.mark.usefixtures("experiment")
@@ -230,7 +230,7 @@ async def test_pending_events_are_capped_and_expire(
 
     await Aggregator(capped, redis).process_batch(records)
 
-    pending = settings.redis_keys.pending("ann")
+    pending = settings.redis_keys.pending(EXPERIMENT, "ann")
     happened_at = bought("ann", "b0").timestamp_ms
     assert await redis.lrange(pending, 0, -1) == [
         f"purchase|{float(i)}|{happened_at}|{arrived_at + i}".encode() for i in (4, 3, 2)

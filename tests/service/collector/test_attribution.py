@@ -132,7 +132,7 @@ async def test_a_pending_entry_written_without_an_arrival_time_uses_its_event_ti
 ) -> None:
     at_ms = int((T0 + timedelta(minutes=1)).timestamp() * 1000)
     for user in ("hal", "ida"):  # the layout before arrival times were kept
-        await redis.rpush(settings.redis_keys.pending(user), f"purchase|5.0|{at_ms}")
+        await redis.rpush(settings.redis_keys.legacy_pending(user), f"purchase|5.0|{at_ms}")
 
     await Aggregator(settings, redis).process_batch([
         _Record(encode(exposed("hal", arrived=T0 + timedelta(minutes=30))), 0, 0),

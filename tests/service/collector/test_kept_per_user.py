@@ -12,7 +12,9 @@ from redis.asyncio import Redis
 from services.collector.aggregator import statistics_folder
 from services.collector.config import CollectorSettings
 from splitstream.events import Exposure, TrackEvent
+from splitstream.experiment import Experiment, ExperimentStatus, Metric, MetricType, Variant
 from splitstream.keys import DAILY_TOTALS_FIELD_BYTES, DEDUP_MARK_BYTES, dedup_mark
+from splitstream.registry import ExperimentRegistry
 
 AT = datetime.now(UTC)
 
@@ -37,9 +39,9 @@ async def test_pending_events_are_kept_only_while_an_experiment_waits_for_the_ex
     arrived = time.time_ns() // 1_000_000
     await folder.apply(events, [arrived] * len(events))
 
-    assert await redis.exists(keys.pending("in")) == 0  # counted at once, nothing left to replay
-    assert await redis.llen(keys.pending("early")) == 1  # waits for its exposure
-    assert await redis.exists(keys.pending("any")) == 0  # feeds no metric
+    assert await redis.exists(keys.pending("checkout-button", "in")) == 0  # counted at once, nothing to replay
+    assert await redis.llen(keys.pending("checkout-button", "early")) == 1  # waits for its exposure
+    assert await redis.exists(keys.pending("checkout-button", "any")) == 0  # feeds no metric
     # Nor is it in the user's daily totals: the state holds its dedup mark alone, kept for the dedup window.
     day = b"%d" % (arrived // 86_400_000 % 128)  # the day of arrival modulo 128: one byte in a listpack
     assert await redis.hgetall(keys.user_state("any")) == {dedup_mark("page_view-any-1"): day}
@@ -48,6 +50,35 @@ async def test_pending_events_are_kept_only_while_an_experiment_waits_for_the_ex
     await folder.apply([_exposed("early")], [time.time_ns() // 1_000_000])
     stats = await redis.hgetall(keys.variant_stats("checkout-button", "treatment"))
     assert float(stats[b"revenue:sum"]) == 6.0  # "in"'s purchase and the replayed one of "early"
+
+
+@pytest.mark.usefixtures("experiment")
+async def test_an_event_waits_only_in_the_experiments_that_have_not_seen_the_user_and_each_replays_it_once(
+    settings: CollectorSettings, redis: Redis
+) -> None:
+    later = Experiment(
+        key="later-checkout", variants=[Variant(key="control"), Variant(key="treatment")],
+        metrics=[Metric(key="revenue", type=MetricType.MEAN, event="purchase")], status=ExperimentStatus.RUNNING,
+        salt="later", created_at=AT,
+    )
+    assert await ExperimentRegistry(redis, settings.redis_keys).create(later)
+    folder = statistics_folder(settings, redis, settings.redis_keys)
+    keys = settings.redis_keys
+    arrived = time.time_ns() // 1_000_000
+    await folder.apply([_exposed("ann"), _event("ann", "purchase")], [arrived, arrived])
+
+    assert await redis.exists(keys.pending("checkout-button", "ann")) == 0  # folded there at once
+    assert await redis.llen(keys.pending("later-checkout", "ann")) == 1
+    late_exposure = Exposure(type="exposure", event_id="x-ann-later", user_id="ann", experiment="later-checkout",
+                             variant="control", timestamp=AT)
+    await folder.apply([late_exposure, _event("ann", "purchase", index=2)], [arrived + 1, arrived + 2])
+
+    assert await redis.exists(keys.pending("later-checkout", "ann")) == 0  # replayed, then dropped
+    revenue = {
+        key: float((await redis.hgetall(keys.variant_stats(key, variant)))[b"revenue:sum"])
+        for key, variant in (("checkout-button", "treatment"), ("later-checkout", "control"))
+    }
+    assert revenue == {"checkout-button": 6.0, "later-checkout": 6.0}  # both purchases, once each
 
 
 @pytest.mark.usefixtures("experiment")

@@ -23,12 +23,14 @@ def _hash_tag(key: str) -> str:
     return key[start + 1:end] if start >= 0 and end > start + 1 else key
 
 
-def test_a_users_state_and_pending_events_share_the_users_hash_tag() -> None:
+def test_a_users_state_carries_the_users_hash_tag_and_waiting_events_the_experiments() -> None:
     for user in ("u42", "tenant:7:ann", "a}b"):
-        assert _hash_tag(KEYS.user_state(user)) == _hash_tag(KEYS.pending(user))
+        assert _hash_tag(KEYS.user_state(user)) == _hash_tag(KEYS.legacy_pending(user))
+        assert _hash_tag(KEYS.pending("checkout~2", user)) == _hash_tag(KEYS.variant_stats("checkout", "control"))
     assert _hash_tag(KEYS.user_state("u42")) == "u42"
     assert KEYS.user_state("u42") == "ss:user:{u42}"
-    assert KEYS.pending("u42") == "ss:user:{u42}:pending"
+    assert KEYS.pending("checkout~2", "u42") == "ss:exp:{checkout}~2:pending:u42"
+    assert KEYS.legacy_pending("u42") == "ss:user:{u42}:pending"
 
 
 def test_a_dedup_mark_is_eight_bytes_that_depend_only_on_the_event_id() -> None:

@@ -2,10 +2,16 @@
 
 -- The user's events that arrived before this exposure, within the lateness bound of it, count for this experiment
 -- where they fall in the metric's window. Entries written before arrival times were kept ("name|value|ts") use
--- their event time as arrival.
+-- their event time as arrival. Only a first exposure replays, so the scope's list is dropped once read.
 local function replay_pending(experiment, user, user_record, variant, exposed_at, exposure_arrived)
+  local pending = pending_key(experiment, user)
+  local entries = redis.call('LRANGE', pending, 0, -1)
+  if #entries > 0 then redis.call('DEL', pending) end
+  for _, entry in ipairs(redis.call('LRANGE', legacy_pending_key(user), 0, -1)) do
+    entries[#entries + 1] = entry
+  end
   local earliest_arrival = exposure_arrived - lateness_ms
-  for _, entry in ipairs(redis.call('LRANGE', pending_key(user), 0, -1)) do
+  for _, entry in ipairs(entries) do
     local name, value, ts, arrived = string.match(entry, '^([^|]+)|([^|]*)|([^|]+)|?([^|]*)$')
     local happened_at = tonumber(ts or '')
     if name and happened_at and (tonumber(arrived) or happened_at) >= earliest_arrival then
@@ -37,29 +43,35 @@ local function apply_exposure(user, place, experiment, variant, ts, exposed_at, 
   replay_pending(experiment, user, user_record, variant, exposed_at, arrived_at)
 end
 
--- An event counts at once for the experiments that already saw the user's exposure; it waits in the user's pending
--- list only if some experiment it feeds has not yet (an event that feeds nothing, or only experiments the user is
--- already in, can never be attributed later: only a first exposure replays the list).
+-- An event counts at once for the experiments that already saw the user's exposure; it waits in the pending list
+-- of each experiment it feeds that has not yet (only a first exposure replays a list).
 local function apply_track_event(user, place, name, value, ts, happened_at, arrived, arrived_at)
   local targets = metrics_fed_by(name)
   local amount = event_value(value)
   if targets.daily then record_daily_total(user, name, amount, happened_at, arrived_at) end
-  local waiting = false
+  local waiting = nil -- the stats scopes that wait for the user's exposure, in the order first met
   for _, target in ipairs(targets) do
     local user_record = user_record_of(target.experiment, user, place)
     local variant, exposed_at = exposure_of(user_record)
     if not (variant and exposed_at) then
-      waiting = true
+      waiting = waiting or {}
+      if not waiting[target.experiment] then
+        waiting[target.experiment] = true
+        waiting[#waiting + 1] = target.experiment
+      end
     elseif attributed(target, exposed_at, happened_at) then
       local values = record_values(user_record)
       fold(target, user_record, variant, amount, values[target.own], values[target.other])
     end
   end
   if waiting then
-    local pending = pending_key(user)
-    redis.call('LPUSH', pending, name .. '|' .. value .. '|' .. ts .. '|' .. arrived)
-    redis.call('LTRIM', pending, 0, pending_max - 1)
-    redis.call('EXPIRE', pending, pending_ttl)
+    local entry = name .. '|' .. value .. '|' .. ts .. '|' .. arrived
+    for _, experiment in ipairs(waiting) do
+      local pending = pending_key(experiment, user)
+      redis.call('LPUSH', pending, entry)
+      redis.call('LTRIM', pending, 0, pending_max - 1)
+      redis.call('EXPIRE', pending, pending_ttl)
+    end
   end
 end
 

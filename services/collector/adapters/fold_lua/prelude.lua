@@ -10,8 +10,8 @@
 --
 -- Attribution: an event counts for a metric of an experiment the user is exposed to iff
 --   exposure_ts <= event_ts < exposure_ts + window   (no upper bound without a window),
--- whichever arrives first. An event that arrives before the exposure waits in the user's pending list (with its
--- arrival time) and is replayed when the exposure arrives only if event_arrived >= exposure_arrived - lateness.
+-- whichever arrives first. An event that arrives before the exposure waits in the experiment's pending list of the
+-- user (with its arrival time) and is replayed when the exposure arrives only if event_arrived >= exposure_arrived - lateness.
 --
 -- Ratio metrics (role "ratio" for the numerator event, "denominator-count" / "denominator-sum" for the denominator
 -- event): the user's numerator total m and denominator total d live in the user record (m:{metric}, d:{metric}); the
@@ -107,10 +107,14 @@ local function variant_key(experiment, variant)
   end
   return cached
 end
--- The user's state shared by all experiments (dedup marks and daily totals, one hash) and pending list, tagged by
--- the user id.
+-- The user's state shared by all experiments (dedup marks and daily totals, one hash), tagged by the user id.
 local function user_state_key(user) return prefix .. ':user:{' .. user .. '}' end
-local function pending_key(user) return user_state_key(user) .. ':pending' end
+-- The user's events that wait in a stats scope for the user's first exposure there: in the scope's slot, so that an
+-- exposure and the events it replays are folded from one slot.
+local function pending_key(scope, user) return scope_key(scope) .. ':pending:' .. user end
+-- Where events waited for any experiment before that (splitstream/keys.py legacy_pending): still read, until they
+-- expire, so that none pending at an upgrade is lost.
+local function legacy_pending_key(user) return user_state_key(user) .. ':pending' end
 local function event_metrics_key(name) return prefix .. ':event-metrics:' .. name end
 local function stats_key(counter) return prefix .. ':stats:' .. counter end
 local function segment_key(scope, dimension, value, variant)
