@@ -11,7 +11,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib.resources import files
-from typing import Any, Final
+from typing import Any, Final, Literal, TypedDict
 
 import hiredis
 import orjson
@@ -96,15 +96,34 @@ class FoldOutcome:
 DEFAULT_MAX_SEGMENT_VALUES: Final = 100
 
 
+class FoldLimits(TypedDict):
+    """The consumer's settings a fold call carries (CollectorSettings)."""
+
+    dedup_ttl_seconds: int
+    pending_ttl_seconds: int
+    pending_max_events: int
+    lateness_seconds: int
+    max_segment_values: int
+
+
+FoldMode = Literal["all", "decide", "experiments", "record"]
+"""How a call folds (fold_lua/apply.lua): a whole batch at once, or one of the three steps of a batch on a cluster."""
+
+
 def script_header(
     prefix: str, *, dedup_ttl_seconds: int, pending_ttl_seconds: int, pending_max_events: int, lateness_seconds: int,
-    poison: int, max_segment_values: int = DEFAULT_MAX_SEGMENT_VALUES,
+    poison: int, max_segment_values: int = DEFAULT_MAX_SEGMENT_VALUES, mode: FoldMode = "all", experiment: str = "",
+    index: Mapping[str, Sequence[str]] | None = None,
 ) -> list[str]:
     """The ARGV fields ``fold.lua`` reads before the events; the lateness bound travels in milliseconds, the unit of
-    the arrival times it is compared with. Daily totals are kept as long as the longest CUPED lookback allowed."""
+    the arrival times it is compared with. Daily totals are kept as long as the longest CUPED lookback allowed.
+    ``experiment``: the one a call in mode "experiments" folds; ``index``: the metric index entries of the batch's
+    event names, when the script must not read them itself (they are in other slots)."""
+    given = [] if index is None else [part for name, entries in index.items() for part in (name, "\n".join(entries))]
     return [
         prefix, str(dedup_ttl_seconds), str(pending_ttl_seconds), str(pending_max_events),
-        str(lateness_seconds * 1000), str(poison), str(max_segment_values), str(MAX_CUPED_LOOKBACK_DAYS),
+        str(lateness_seconds * 1000), str(poison), str(max_segment_values), str(MAX_CUPED_LOOKBACK_DAYS), mode,
+        experiment, str(-1 if index is None else len(index)), *given,
     ]
 
 
@@ -185,7 +204,7 @@ class StatisticsFolder:
         self.redis = redis
         self.script = redis.register_script(FOLD_SCRIPT)
         self._prefix = keys.prefix
-        self._limits = {
+        self._limits: FoldLimits = {
             "dedup_ttl_seconds": dedup_ttl_seconds, "pending_ttl_seconds": pending_ttl_seconds,
             "pending_max_events": pending_max_events, "lateness_seconds": lateness_seconds,
             "max_segment_values": max_segment_values,

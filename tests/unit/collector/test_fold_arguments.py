@@ -21,7 +21,17 @@ def test_the_header_carries_the_limits_and_the_lateness_bound_in_milliseconds() 
     header = script_header("pfx", dedup_ttl_seconds=604800, pending_ttl_seconds=7200, pending_max_events=200,
                            lateness_seconds=3600, poison=2, max_segment_values=20)
 
-    assert header == ["pfx", "604800", "7200", "200", "3600000", "2", "20", str(MAX_CUPED_LOOKBACK_DAYS)]
+    assert header == ["pfx", "604800", "7200", "200", "3600000", "2", "20", str(MAX_CUPED_LOOKBACK_DAYS), "all", "",
+                      "-1"]
+
+
+def test_a_step_of_a_cluster_fold_carries_its_mode_experiment_and_the_batchs_metric_index() -> None:
+    header = script_header("pfx", dedup_ttl_seconds=604800, pending_ttl_seconds=7200, pending_max_events=200,
+                           lateness_seconds=3600, poison=0, mode="experiments", experiment="checkout",
+                           index={"purchase": ["checkout|revenue|mean", "checkout~2|aov|ratio"], "view": []})
+
+    assert header[8:] == ["experiments", "checkout", "2", "purchase", "checkout|revenue|mean\ncheckout~2|aov|ratio",
+                          "view", ""]
 
 
 def test_an_exposure_carries_its_experiment_variant_and_epoch_milliseconds() -> None:

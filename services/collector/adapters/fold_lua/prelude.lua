@@ -33,8 +33,11 @@
 -- dimension are the set {p}:exp:[scope]:segvals:{dim}. ([scope]: the tagged scope, splitstream/keys.py.)
 --
 -- ARGV: prefix, dedup_ttl, pending_ttl, pending_max, lateness_ms, poison_count, max_segment_values,
--- covariate_days_kept, then 9 fields per event, in record order (arrived_ms: when the event reached the platform,
--- epoch ms):
+-- covariate_days_kept, mode, the experiment key of the call (mode "experiments"; "" otherwise), the number of
+-- metric index entries given (-1: the script reads the index itself), each given as its event name and its entries
+-- joined by newlines, then 9 fields per event, in record order (arrived_ms: when the event reached the platform,
+-- epoch ms), and in mode "experiments" two more: the record ("partition:offset") and, for an exposure, the user's
+-- daily totals (apply.lua: modes):
 --   exposure: "exposure", mark, user_id, place, stats scope (experiment and phase), variant, ts_ms, arrived_ms,
 --             attributes (a JSON object, "" when none)
 --   event:    "event",    mark, user_id, place, name, value ("" when absent), ts_ms, arrived_ms, ""
@@ -55,8 +58,16 @@ local lateness_ms = tonumber(ARGV[5])
 local poison = tonumber(ARGV[6])
 local max_segment_values = tonumber(ARGV[7])
 local covariate_days_kept = tonumber(ARGV[8])
-local FIRST_EVENT = 9
-local FIELDS_PER_EVENT = 9
+local mode = ARGV[9]
+local call_experiment = ARGV[10]
+local given_index = nil
+local FIRST_EVENT = 12
+if tonumber(ARGV[11]) >= 0 then
+  given_index = {}
+  for index = 12, 11 + 2 * tonumber(ARGV[11]), 2 do given_index[ARGV[index]] = ARGV[index + 1] end
+  FIRST_EVENT = 12 + 2 * tonumber(ARGV[11])
+end
+local FIELDS_PER_EVENT = mode == 'experiments' and 11 or 9
 local OTHER_VALUES = '(other)'
 local NO_VALUE = '(none)'
 -- The arm of held-out users (splitstream/experiment.py HOLDOUT_ARM): folded like a variant of every experiment.
@@ -208,6 +219,7 @@ local function load_record(copy)
     local field, value = string.match(entry, '^([^=]+)=(.*)$')
     if field then copy.values[field] = value end
   end
+  copy.loaded_o = copy.values.o -- mode "experiments": the last Kafka record applied to it (apply.lua)
   copy.fresh = true
 end
 

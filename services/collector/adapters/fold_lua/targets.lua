@@ -93,13 +93,28 @@ end
 -- a target holding what folding an event into it needs of the definition: field names, the denominator's aggregate,
 -- a mean's cap, the attribution window. The list's ``daily`` says whether the name feeds a binomial or mean metric
 -- (its events then add to the users' daily totals, for CUPED).
+-- The entries come with the call when it has them (given_index), else from Redis. A call in mode "experiments"
+-- folds the targets of its own experiment alone (any phase's scope).
+local function index_entries(name)
+  if not given_index then return redis.call('SMEMBERS', event_metrics_key(name)) end
+  local entries = {}
+  for entry in string.gmatch(given_index[name] or '', '[^\n]+') do entries[#entries + 1] = entry end
+  return entries
+end
+
 local metric_indexes = {}
 local function metrics_fed_by(name)
   local cached = metric_indexes[name]
   if cached == nil then
     cached = {daily = false}
-    for _, entry in ipairs(redis.call('SMEMBERS', event_metrics_key(name))) do
+    for _, entry in ipairs(index_entries(name)) do
       local experiment, metric, role = string.match(entry, '^([^|]+)|([^|]+)|([^|]+)$')
+      if role == 'binomial' or role == 'mean' then cached.daily = true end
+      if experiment and mode == 'experiments' and string.match(experiment, '^[^~]+') ~= call_experiment then
+        experiment = nil
+      elseif experiment and (mode == 'decide' or mode == 'record') then
+        experiment = nil -- these modes read only the user's state: of the entries, only ``daily``
+      end
       if experiment then
         local names = names_of(metric)
         local target = {
@@ -108,7 +123,6 @@ local function metrics_fed_by(name)
           cap = role == 'mean' and caps_of(experiment)[metric] or nil,
         }
         target.own, target.other = user_fields(names, role)
-        if role == 'binomial' or role == 'mean' then cached.daily = true end
         table.insert(cached, target)
       end
     end

@@ -105,7 +105,7 @@ end
 -- events.
 local function field_added(state, now_ms)
   state.size = state.size + 1
-  if state.size % PRUNE_EVERY ~= 0 then return end
+  if state.size % PRUNE_EVERY ~= 0 or mode == 'decide' then return end -- deciding writes nothing
   if state.size < (tonumber(redis.call('HGET', state.key, SWEEP_FIELD)) or 0) then return end
   flush_copy(state.key) -- the sweep reads and deletes in Redis itself
   local marks_before = now_ms - dedup_ttl * 1000
@@ -131,8 +131,15 @@ end
 -- Marks the user's event as applied; false if it already was (a redelivery or a resend). One hash of marks per
 -- user takes far less memory than a key per event. Each mark lives at least dedup_ttl: the state lasts at least
 -- dedup_ttl after the user's last event, and sweeps drop only marks older than that.
+local marks_decided = {}
 local function first_delivery(user, mark, arrived_at)
   local state = state_of(user)
+  if mode == 'decide' then -- as HSETNX would answer, writing nothing (the call in mode "record" writes the marks)
+    local decided = table_in(marks_decided, user)
+    if decided[mark] or (not state.new and redis.call('HEXISTS', state.key, mark) == 1) then return false end
+    decided[mark] = true
+    return true
+  end
   if redis.call('HSETNX', state.key, mark, mark_value(arrived_at)) == 0 then
     return false
   end
