@@ -27,6 +27,7 @@ from redis.asyncio import Redis
 
 from services.collector.adapters.fold import (
     FOLD_SCRIPT,
+    STATS_COUNTERS,
     FoldLimits,
     FoldMode,
     FoldOutcome,
@@ -99,10 +100,9 @@ class SteppedFolder:
         return await self._script(keys=[], args=[*header, *fields])
 
     async def _count(self, outcome: FoldOutcome) -> None:
+        counts = (outcome.applied, outcome.duplicates, outcome.orphan_exposures, outcome.overflow, outcome.poison)
         async with self._redis.pipeline(transaction=False) as pipe:
-            for counter, value in (("applied", outcome.applied), ("duplicates", outcome.duplicates),
-                                   ("orphan_exposures", outcome.orphan_exposures), ("overflow", outcome.overflow),
-                                   ("poison", outcome.poison)):
+            for counter, value in zip(STATS_COUNTERS, counts, strict=True):
                 pipe.incrby(self._keys.stats(counter), value)
             await pipe.execute()
 

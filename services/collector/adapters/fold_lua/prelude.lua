@@ -11,7 +11,8 @@
 -- Attribution: an event counts for a metric of an experiment the user is exposed to iff
 --   exposure_ts <= event_ts < exposure_ts + window   (no upper bound without a window),
 -- whichever arrives first. An event that arrives before the exposure waits in the experiment's pending list of the
--- user (with its arrival time) and is replayed when the exposure arrives only if event_arrived >= exposure_arrived - lateness.
+-- user (with its arrival time) and is replayed when the exposure arrives only if
+-- event_arrived >= exposure_arrived - lateness.
 --
 -- Ratio metrics (role "ratio" for the numerator event, "denominator-count" / "denominator-sum" for the denominator
 -- event): the user's numerator total m and denominator total d live in the user record (m:{metric}, d:{metric}); the

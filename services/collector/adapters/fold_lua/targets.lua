@@ -102,6 +102,13 @@ local function index_entries(name)
   return entries
 end
 
+-- Whether this call folds into a stats scope: every one in mode "all", its own experiment's in mode "experiments",
+-- none in modes "decide" and "record" (they read only the user's state: of the entries, only ``daily``).
+local function folds_into(scope)
+  if mode == 'all' then return true end
+  return mode == 'experiments' and string.match(scope, '^[^~]+') == call_experiment
+end
+
 local metric_indexes = {}
 local function metrics_fed_by(name)
   local cached = metric_indexes[name]
@@ -110,12 +117,7 @@ local function metrics_fed_by(name)
     for _, entry in ipairs(index_entries(name)) do
       local experiment, metric, role = string.match(entry, '^([^|]+)|([^|]+)|([^|]+)$')
       if role == 'binomial' or role == 'mean' then cached.daily = true end
-      if experiment and mode == 'experiments' and string.match(experiment, '^[^~]+') ~= call_experiment then
-        experiment = nil
-      elseif experiment and (mode == 'decide' or mode == 'record') then
-        experiment = nil -- these modes read only the user's state: of the entries, only ``daily``
-      end
-      if experiment then
+      if experiment and folds_into(experiment) then
         local names = names_of(metric)
         local target = {
           experiment = experiment, metric = metric, role = role, names = names,
