@@ -20,9 +20,11 @@ import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisError
 
-from services.collector.adapters.fold import FoldCall, FoldOutcome, PendingFold, StatisticsFolder
+from services.collector.adapters.fold import FoldLimits, FoldOutcome, StatisticsFolder
+from services.collector.adapters.fold_steps import RecordSource, SteppedFolder
 from services.collector.adapters.kafka import DeadLetterProducer, events_consumer
 from services.collector.config import CollectorSettings
 from services.collector.decoding import DeadLetter, DecodedBatch, EventRecord, decode_records
@@ -35,19 +37,49 @@ log = structlog.get_logger(__name__)
 
 _RETRIED = (RedisError, KafkaError, DependencyUnavailable)
 C = TypeVar("C", bound=Connectable)
+CallT = TypeVar("CallT")
 
 
-def statistics_folder(settings: CollectorSettings, redis: Redis, keys: RedisKeys) -> StatisticsFolder:
-    """The fold with the settings' limits, writing under ``keys`` (the live prefix, or a rebuild's)."""
-    return StatisticsFolder(
-        redis,
-        keys,
+def fold_limits(settings: CollectorSettings) -> FoldLimits:
+    return FoldLimits(
         dedup_ttl_seconds=settings.dedup_ttl_seconds,
         pending_ttl_seconds=settings.pending_ttl_seconds,
         pending_max_events=settings.pending_max_events,
         lateness_seconds=settings.lateness_seconds,
         max_segment_values=settings.max_segment_values,
     )
+
+
+def statistics_folder(settings: CollectorSettings, redis: Redis, keys: RedisKeys) -> StatisticsFolder:
+    """The fold with the settings' limits, writing under ``keys`` (the live prefix, or a rebuild's)."""
+    return StatisticsFolder(redis, keys, **fold_limits(settings))
+
+
+class PendingOutcome(Protocol):
+    async def outcome(self) -> FoldOutcome: ...
+
+
+class BatchFolder(Protocol[CallT]):
+    """How a batch is folded: in one atomic call (:class:`StatisticsFolder`), or in steps on a cluster
+    (:class:`SteppedFolder`); a call is built, then sent, then its outcome read."""
+
+    def call(
+        self, events: Sequence[Any], arrivals_ms: Sequence[int], *, poison: int = 0,
+        sources: Sequence[RecordSource] | None = None,
+    ) -> CallT: ...
+    async def send(self, call: CallT) -> PendingOutcome: ...
+    async def apply(
+        self, events: Sequence[Any], arrivals_ms: Sequence[int], *, poison: int = 0,
+        sources: Sequence[RecordSource] | None = None,
+    ) -> FoldOutcome: ...
+
+
+def batch_folder(settings: CollectorSettings, redis: Redis | RedisCluster) -> BatchFolder[Any]:
+    """The fold a consumer of ``redis`` runs: one atomic call per batch, or the steps on a cluster, whose slots no
+    one call can span."""
+    if isinstance(redis, RedisCluster):
+        return SteppedFolder(redis, settings.redis_keys, fold_limits(settings))
+    return statistics_folder(settings, redis, settings.redis_keys)
 
 
 class PartitionView(Protocol):
@@ -69,7 +101,7 @@ class _Prepared:
     batch: DecodedBatch
     records: Sequence[EventRecord]
     batches: Mapping[TopicPartition, Sequence[Any]]
-    call: FoldCall
+    call: Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,17 +109,17 @@ class _InFlight:
     """A batch whose fold call was written (``pending``; None if writing it failed) and not yet answered."""
 
     prepared: _Prepared
-    pending: PendingFold | None
+    pending: PendingOutcome | None
 
 
 class Aggregator:
     def __init__(
-        self, settings: CollectorSettings, redis: Redis, *, dead_letters: DeadLetterSink | None = None,
+        self, settings: CollectorSettings, redis: Redis | RedisCluster, *, dead_letters: DeadLetterSink | None = None,
         poll_timeout_ms: int = 250, retry_seconds: float = 1.0,
     ) -> None:
         """Without ``dead_letters``, :meth:`run_until_stopped` writes them with its own :class:`DeadLetterProducer`."""
         self._settings = settings
-        self._folder = statistics_folder(settings, redis, settings.redis_keys)
+        self._folder = batch_folder(settings, redis)
         self._dead_letters = dead_letters
         self._poll_timeout_ms = poll_timeout_ms
         self._retry_seconds = retry_seconds
@@ -165,7 +197,9 @@ class Aggregator:
 
     def _prepare(self, records: Sequence[EventRecord], batches: Mapping[TopicPartition, Sequence[Any]]) -> _Prepared:
         batch = decode_records(records)
-        call = self._folder.call(batch.events, batch.arrivals_ms, poison=len(batch.dead_letters))
+        call = self._folder.call(
+            batch.events, batch.arrivals_ms, poison=len(batch.dead_letters), sources=batch.sources
+        )
         return _Prepared(batch, records, batches, call)
 
     async def _start(self, prepared: _Prepared) -> _InFlight | None:
@@ -234,7 +268,9 @@ class Aggregator:
             )
 
     async def _fold(self, batch: DecodedBatch) -> FoldOutcome:
-        outcome = await self._folder.apply(batch.events, batch.arrivals_ms, poison=len(batch.dead_letters))
+        outcome = await self._folder.apply(
+            batch.events, batch.arrivals_ms, poison=len(batch.dead_letters), sources=batch.sources
+        )
         self._count(outcome)
         return outcome
 

@@ -11,14 +11,15 @@ import signal
 from collections.abc import Callable
 
 import structlog
+from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisError
 
-from services.collector.adapters.fold import check_redis_server
+from services.collector.adapters.fold import open_fold_redis
 from services.collector.aggregator import Aggregator
 from services.collector.config import CollectorSettings
 from services.collector.metrics import serve_metrics
 from splitstream.heap import freeze_startup_heap
-from splitstream.redis_client import open_redis
 
 log = structlog.get_logger(__name__)
 
@@ -36,14 +37,22 @@ def _serve_metrics(settings: CollectorSettings) -> Callable[[], None] | None:
     return stop
 
 
+async def _redis_client(settings: CollectorSettings) -> Redis | RedisCluster:
+    """A client of the settings' Redis, standalone or cluster as the server says, once it answers; raises
+    :class:`~services.collector.adapters.fold.UnsupportedRedis` for a server the fold cannot use."""
+    while True:
+        try:
+            return await open_fold_redis(settings.redis_url)
+        except (RedisError, OSError) as error:
+            log.warning("redis unavailable; retrying", error=repr(error))
+            await asyncio.sleep(1.0)
+
+
 async def consume(settings: CollectorSettings) -> None:
     stop_metrics = _serve_metrics(settings)
-    redis = open_redis(settings.redis_url)
-    try:
-        await check_redis_server(redis)
-    except (RedisError, OSError) as error:
-        # Not reachable yet: the aggregator waits for it, and a server too old fails its first fold call loudly.
-        log.warning("redis version not checked", error=repr(error))
+    redis = await _redis_client(settings)
+    if isinstance(redis, RedisCluster):
+        log.info("redis runs in cluster mode: each batch is folded in steps, one call per node")
     aggregator = Aggregator(settings, redis)
     freeze_startup_heap()
     loop = asyncio.get_running_loop()

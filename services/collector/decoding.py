@@ -70,6 +70,8 @@ class DecodedBatch:
     dead_letters: list[DeadLetter]
     arrivals_ms: list[int]
     """The arrival time of each of ``events``, at the same index."""
+    sources: Sequence[EventRecord]
+    """The record of each of ``events``, at the same index."""
 
 
 def arrival_ms(event: Exposure | TrackEvent, record_timestamp_ms: int, now_ms: int) -> int:
@@ -93,10 +95,11 @@ def decode_records(records: Sequence[EventRecord]) -> DecodedBatch:
     decoded = decode_all(payloads) if len(payloads) == len(records) else None
     if decoded is not None:
         arrivals = [arrival_ms(event, record.timestamp, now_ms) for event, record in zip(decoded, records, strict=True)]
-        return DecodedBatch(decoded, [], arrivals)
+        return DecodedBatch(decoded, [], arrivals, records)
     events: list[Exposure | TrackEvent] = []
     dead_letters: list[DeadLetter] = []
     arrivals = []
+    sources = []
     for record in records:
         if record.value is None:
             reason = "record has no value"
@@ -110,9 +113,10 @@ def decode_records(records: Sequence[EventRecord]) -> DecodedBatch:
             else:
                 events.append(event)
                 arrivals.append(arrival_ms(event, record.timestamp, now_ms))
+                sources.append(record)
                 continue
         dead_letters.append(DeadLetter(
             key=record.key, value=record.value, reason=reason[:MAX_REASON_CHARS], source_topic=record.topic,
             source_partition=record.partition, source_offset=record.offset,
         ))
-    return DecodedBatch(events, dead_letters, arrivals)
+    return DecodedBatch(events, dead_letters, arrivals, sources)

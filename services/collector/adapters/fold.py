@@ -16,6 +16,7 @@ from typing import Any, Final, Literal, TypedDict
 import hiredis
 import orjson
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import NoScriptError, ResponseError
 
@@ -23,6 +24,7 @@ from services.collector.decoding import arrival_ms
 from splitstream.events import Exposure, TrackEvent
 from splitstream.experiment import MAX_CUPED_LOOKBACK_DAYS
 from splitstream.keys import RedisKeys, dedup_mark, stats_scope, user_place_bytes
+from splitstream.redis_client import open_redis
 
 FOLD_PARTS: Final = ("prelude", "definitions", "user_state", "targets", "statistics", "covariates", "apply")
 """The script's parts in ``fold_lua/``, in the order they are joined: each uses only what the ones before define."""
@@ -43,7 +45,7 @@ MIN_REDIS_VERSION: Final = (7, 0)
 
 
 class UnsupportedRedis(RuntimeError):
-    """The Redis server is older than the fold needs, or runs in cluster mode."""
+    """The Redis server is older than the fold needs, or runs in cluster mode where only a standalone one serves."""
 
 
 def version_tuple(text: str) -> tuple[int, ...]:
@@ -57,30 +59,57 @@ def version_tuple(text: str) -> tuple[int, ...]:
     return tuple(numbers)
 
 
-def server_refusal(info: Mapping[str, Any]) -> str | None:
+def runs_cluster(info: Mapping[str, Any]) -> bool:
+    return str(info.get("cluster_enabled", "0")) == "1"
+
+
+def server_refusal(info: Mapping[str, Any], *, cluster_ok: bool = False) -> str | None:
     """Why the fold cannot run on the server whose INFO (``server`` and ``cluster`` sections) this is, or None.
 
-    A fold call touches the keys of a batch's users and of every experiment their events feed, declared in no KEYS,
-    so it needs all of them on one server: a cluster node would refuse the keys of other slots in mid-script."""
+    One fold call touches the keys of a batch's users and of every experiment their events feed, declared in no
+    KEYS, so it needs all of them on one server: a cluster node would refuse the keys of other slots in mid-script.
+    The consumer folds on a cluster in steps instead (``cluster_ok``); a rebuild does not yet."""
     found = str(info.get("redis_version", ""))
     if version_tuple(found) < MIN_REDIS_VERSION:
         wanted = ".".join(map(str, MIN_REDIS_VERSION))
         return f"the fold needs Redis {wanted} or newer; the server at hand is {found or 'unknown'}"
-    if str(info.get("cluster_enabled", "0")) == "1":
-        return "the fold needs a standalone Redis (or a single shard); the server at hand runs in cluster mode"
+    if runs_cluster(info) and not cluster_ok:
+        return "this needs a standalone Redis (or a single shard); the server at hand runs in cluster mode"
     return None
 
 
+async def server_info(redis: Redis) -> dict[str, Any]:
+    return {**await redis.info("server"), **await redis.info("cluster")}
+
+
 async def check_redis_server(redis: Redis) -> None:
-    """Raise :class:`UnsupportedRedis`, saying why, when the fold cannot run on this server: a consumer that started
-    anyway would fail every fold call."""
-    refusal = server_refusal({**await redis.info("server"), **await redis.info("cluster")})
+    """Raise :class:`UnsupportedRedis`, saying why, when the one-call fold cannot run on this server: a process that
+    started anyway would fail every fold call."""
+    refusal = server_refusal(await server_info(redis))
     if refusal is not None:
         raise UnsupportedRedis(refusal)
 
 
-async def read_stats(redis: Redis, keys: RedisKeys) -> dict[str, int]:
-    values = await redis.mget([keys.stats(counter) for counter in STATS_COUNTERS])
+async def open_fold_redis(url: str) -> Redis | RedisCluster:
+    """A client of the Redis at ``url`` for the consumer: a cluster client when the server is a cluster node.
+    Raises :class:`UnsupportedRedis` when the server is too old, RedisError or OSError when it does not answer."""
+    probe = open_redis(url)
+    try:
+        info = await server_info(probe)
+    finally:
+        await probe.aclose()
+    refusal = server_refusal(info, cluster_ok=True)
+    if refusal is not None:
+        raise UnsupportedRedis(refusal)
+    return RedisCluster.from_url(url) if runs_cluster(info) else open_redis(url)
+
+
+async def read_stats(redis: Redis | RedisCluster, keys: RedisKeys) -> dict[str, int]:
+    # One GET each: the counters lie in different slots of a cluster, which one MGET cannot span.
+    async with redis.pipeline(transaction=False) as pipe:
+        for counter in STATS_COUNTERS:
+            pipe.get(keys.stats(counter))
+        values = await pipe.execute()
     return {counter: int(value or 0) for counter, value in zip(STATS_COUNTERS, values, strict=True)}
 
 
@@ -211,14 +240,17 @@ class StatisticsFolder:
         }
 
     async def apply(
-        self, events: Sequence[Exposure | TrackEvent], arrivals_ms: Sequence[int], *, poison: int = 0
+        self, events: Sequence[Exposure | TrackEvent], arrivals_ms: Sequence[int], *, poison: int = 0,
+        sources: Sequence[object] | None = None,
     ) -> FoldOutcome:
         """Fold ``events`` (which arrived at ``arrivals_ms``, index for index) in order and count ``poison``
-        undecodable records, in one atomic script call."""
+        undecodable records, in one atomic script call; their Kafka records (``sources``) are not needed: an atomic
+        call never lands in part."""
         return await (await self.send(self.call(events, arrivals_ms, poison=poison))).outcome()
 
     def call(
-        self, events: Sequence[Exposure | TrackEvent], arrivals_ms: Sequence[int], *, poison: int = 0
+        self, events: Sequence[Exposure | TrackEvent], arrivals_ms: Sequence[int], *, poison: int = 0,
+        sources: Sequence[object] | None = None,
     ) -> FoldCall:
         """The call of :meth:`apply`, not yet sent."""
         args: list[str | bytes] = [*script_header(self._prefix, **self._limits, poison=poison)]

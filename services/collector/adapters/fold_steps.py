@@ -13,17 +13,20 @@ every mark of the events before it. The consumer reads the metric index itself a
 kept under keys of its own. The counters (``{p}:stats:*``) are added up by the consumer after the steps, outside
 the atomic calls, so a crash between may leave them off by a batch; the statistics never are.
 
-This module runs the steps against one Redis; routing each call to the node that holds its keys is the cluster
-client's part (not built yet).
+On a cluster, "decide" and "record" run once per node, for the users whose slots it holds (their events in batch
+order), and "experiments" on the node of the experiment's slot (``script_places``). The steps of a batch run one
+after the other: a failed call fails the batch, which the consumer folds again.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 
 from services.collector.adapters.fold import (
     FOLD_SCRIPT,
@@ -34,55 +37,122 @@ from services.collector.adapters.fold import (
     script_fields,
     script_header,
 )
+from services.collector.adapters.script_places import ClusterNodes, ScriptPlaces, SingleServer
 from splitstream.events import Exposure, TrackEvent
 from splitstream.keys import PHASE_SEPARATOR, RedisKeys
 
 Event = Exposure | TrackEvent
 
 
+class RecordSource(Protocol):
+    """Where an event came from (aiokafka's ``ConsumerRecord`` has it)."""
+
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+
+
 @dataclass(frozen=True, slots=True)
 class RecordId:
-    """Where an event came from: its Kafka partition and offset."""
+    """A Kafka record's partition and offset."""
 
     partition: int
     offset: int
 
-    def __str__(self) -> str:
-        return f"{self.partition}:{self.offset}"
+
+@dataclass(frozen=True, slots=True)
+class SteppedCall:
+    """A batch to fold in steps, as :meth:`SteppedFolder.call` built it."""
+
+    events: Sequence[Event]
+    arrivals_ms: Sequence[int]
+    sources: Sequence[RecordSource]
+    poison: int
+
+
+class SteppedPending:
+    """A batch whose steps are running; read the outcome with :meth:`outcome`, exactly once."""
+
+    def __init__(self, task: asyncio.Task[FoldOutcome]) -> None:
+        self._task = task
+
+    async def outcome(self) -> FoldOutcome:
+        return await self._task
 
 
 class SteppedFolder:
-    def __init__(self, redis: Redis, keys: RedisKeys, limits: FoldLimits) -> None:
+    def __init__(self, redis: Redis | RedisCluster, keys: RedisKeys, limits: FoldLimits) -> None:
         self._redis = redis
         self._keys = keys
         self._limits = limits
-        self._script = redis.register_script(FOLD_SCRIPT)
+        self._places: ScriptPlaces = (
+            ClusterNodes(redis, FOLD_SCRIPT) if isinstance(redis, RedisCluster) else SingleServer(redis, FOLD_SCRIPT)
+        )
+
+    def call(
+        self, events: Sequence[Event], arrivals_ms: Sequence[int], *, poison: int = 0,
+        sources: Sequence[RecordSource] | None = None,
+    ) -> SteppedCall:
+        """The batch :meth:`apply` folds; ``sources`` (the record of each event) are required."""
+        if sources is None or len(sources) != len(events):
+            raise ValueError("a stepped fold needs the Kafka record of every event")
+        return SteppedCall(events, arrivals_ms, sources, poison)
+
+    async def send(self, call: SteppedCall) -> SteppedPending:
+        """Start folding ``call`` now; the steps run while the caller does other work."""
+        return SteppedPending(asyncio.create_task(self._apply(call)))
 
     async def apply(
-        self, events: Sequence[Event], arrivals_ms: Sequence[int], records: Sequence[RecordId], *, poison: int = 0
+        self, events: Sequence[Event], arrivals_ms: Sequence[int], *, poison: int = 0,
+        sources: Sequence[RecordSource] | None = None,
     ) -> FoldOutcome:
-        """Fold ``events`` (which arrived at ``arrivals_ms`` from ``records``, index for index) in the three steps;
-        the counters are added up last."""
+        """Fold ``events`` (which arrived at ``arrivals_ms`` from the records ``sources``, index for index) in the
+        three steps; the counters are added up last."""
+        return await self._apply(self.call(events, arrivals_ms, poison=poison, sources=sources))
+
+    async def _apply(self, call: SteppedCall) -> FoldOutcome:
+        events = call.events
         index = await self._metric_index(events)
-        fields = [script_fields(event, arrived) for event, arrived in zip(events, arrivals_ms, strict=True)]
-        every_event = [field for event_fields in fields for field in event_fields]
-        decided = await self._call("decide", "", index, every_event)
-        decisions, snapshots = decided[4].decode(), iter(decided[5])
-        firsts: dict[str, list[str | bytes]] = {}
-        for position, event in enumerate(events):
-            if decisions[position] != "1":
-                continue
-            totals = next(snapshots) if isinstance(event, Exposure) else b""
-            for experiment in _experiments_fed(event, index):
-                firsts.setdefault(experiment, []).extend((*fields[position], str(records[position]), totals))
+        fields = [script_fields(event, arrived) for event, arrived in zip(events, call.arrivals_ms, strict=True)]
+        by_place = self._by_user_place(events)
+        firsts: dict[int, bytes] = {}  # the position of every first delivery, with an exposure's daily totals
+        applied = duplicates = 0
+        for place, positions in by_place.items():
+            decided = await self._run(place, "decide", "", index, [part for at in positions for part in fields[at]])
+            applied, duplicates = applied + int(decided[0]), duplicates + int(decided[1])
+            snapshots = iter(decided[5])
+            for at, decision in zip(positions, decided[4].decode(), strict=True):
+                if decision == "1":
+                    firsts[at] = next(snapshots) if isinstance(events[at], Exposure) else b""
+        fed: dict[str, list[str | bytes]] = {}
+        for at in sorted(firsts):
+            source = call.sources[at]
+            for experiment in _experiments_fed(events[at], index):
+                fed.setdefault(experiment, []).extend(
+                    (*fields[at], f"{source.partition}:{source.offset}", firsts[at])
+                )
         orphans = overflow = 0
-        for experiment, experiment_fields in sorted(firsts.items()):
-            folded = await self._call("experiments", experiment, index, experiment_fields)
+        for experiment, experiment_fields in sorted(fed.items()):
+            place = self._places.place_of(self._keys.experiment(experiment))
+            folded = await self._run(place, "experiments", experiment, index, experiment_fields)
             orphans, overflow = orphans + int(folded[2]), overflow + int(folded[3])
-        await self._call("record", "", index, every_event)
-        outcome = FoldOutcome(int(decided[0]), int(decided[1]), orphans, overflow, poison)
+        for place, positions in by_place.items():
+            await self._run(place, "record", "", index, [part for at in positions for part in fields[at]])
+        outcome = FoldOutcome(applied, duplicates, orphans, overflow, call.poison)
         await self._count(outcome)
         return outcome
+
+    def _by_user_place(self, events: Sequence[Event]) -> dict[str, list[int]]:
+        """The positions of ``events`` by the place of their users' states, in batch order."""
+        places: dict[str, str] = {}
+        by_place: dict[str, list[int]] = {}
+        for at, event in enumerate(events):
+            place = places.get(event.user_id)
+            if place is None:
+                place = places[event.user_id] = self._places.place_of(self._keys.user_state(event.user_id))
+            by_place.setdefault(place, []).append(at)
+        return by_place
 
     async def _metric_index(self, events: Sequence[Event]) -> dict[str, list[str]]:
         names = sorted({event.name for event in events if isinstance(event, TrackEvent)})
@@ -92,12 +162,12 @@ class SteppedFolder:
             members = await pipe.execute()
         return {name: sorted(_text(entry) for entry in entries) for name, entries in zip(names, members, strict=True)}
 
-    async def _call(
-        self, mode: FoldMode, experiment: str, index: dict[str, list[str]], fields: list[str | bytes]
+    async def _run(
+        self, place: str, mode: FoldMode, experiment: str, index: dict[str, list[str]], fields: list[str | bytes]
     ) -> Any:
         header = script_header(self._keys.prefix, poison=0, mode=mode, experiment=experiment, index=index,
                                **self._limits)
-        return await self._script(keys=[], args=[*header, *fields])
+        return await self._places.run(place, [*header, *fields])
 
     async def _count(self, outcome: FoldOutcome) -> None:
         counts = (outcome.applied, outcome.duplicates, outcome.orphan_exposures, outcome.overflow, outcome.poison)

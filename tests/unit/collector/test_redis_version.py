@@ -38,3 +38,9 @@ def test_the_fold_refuses_old_servers_and_cluster_nodes_saying_why(
         assert refusal is None
     else:
         assert refusal is not None and refused_for in refusal
+
+
+def test_the_consumer_folds_on_a_cluster_node_but_not_on_an_old_one() -> None:
+    assert server_refusal({"redis_version": "7.2.4", "cluster_enabled": 1}, cluster_ok=True) is None
+    refusal = server_refusal({"redis_version": "6.2.14", "cluster_enabled": 1}, cluster_ok=True)
+    assert refusal is not None and "6.2.14" in refusal

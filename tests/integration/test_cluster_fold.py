@@ -1,0 +1,57 @@
+"""On a real Redis Cluster of three primaries, the fold in steps (one call per node for the users' states, one per
+experiment on the node of its slot) leaves exactly what the one-call fold leaves on a standalone Redis: with no
+crash, with a crash between steps, and with slots moved to another node between batches."""
+
+from __future__ import annotations
+
+import pytest
+from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
+
+from services.collector.adapters.fold import FoldMode, StatisticsFolder
+from services.collector.adapters.fold_steps import SteppedFolder
+from splitstream.keys import RedisKeys
+from splitstream.registry import ExperimentRegistry
+from tests.integration.conftest import copy_definitions
+from tests.redis_cluster import LocalCluster
+from tests.service.collector.fold_workload import (
+    LIMITS,
+    CrashingFolder,
+    contents,
+    experiments,
+    fold_in_batches,
+    workload,
+)
+
+pytestmark = pytest.mark.integration
+
+
+async def _defined(redis: Redis, cluster: RedisCluster, prefix: str) -> RedisKeys:
+    keys = RedisKeys(prefix)
+    for experiment in experiments():
+        assert await ExperimentRegistry(redis, keys).create(experiment)
+    assert await copy_definitions(redis, cluster, prefix) > 0
+    return keys
+
+
+def _nodes_written(cluster: LocalCluster, prefix: str) -> int:
+    return sum(1 for index in range(3) if cluster.node(index).keys(f"{prefix}:*"))
+
+
+@pytest.mark.parametrize("crash_at", [None, ("decide", 2), ("experiments", 3), ("record", 2)])
+async def test_the_steps_on_a_cluster_leave_what_one_call_leaves_on_one_redis(
+    redis: Redis, cluster_redis: RedisCluster, local_cluster: LocalCluster, common_settings: dict[str, str],
+    crash_at: tuple[FoldMode, int] | None,
+) -> None:
+    keys = await _defined(redis, cluster_redis, common_settings["redis_prefix"])
+    events = workload(seed=11)
+
+    await fold_in_batches(StatisticsFolder(redis, keys, **LIMITS), events)
+    folder = (SteppedFolder(cluster_redis, keys, LIMITS) if crash_at is None
+              else CrashingFolder(cluster_redis, keys, crash_at))
+    await fold_in_batches(folder, events)
+
+    expected = await contents(redis, keys)
+    assert any(":pending:" in key for key in expected) and any(":users:" in key for key in expected)
+    assert await contents(cluster_redis, keys) == expected
+    assert _nodes_written(local_cluster, keys.prefix) == 3  # the keys are spread over every node
