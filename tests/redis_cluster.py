@@ -49,6 +49,26 @@ class LocalCluster:
     def node(self, index: int) -> redis.Redis:
         return redis.Redis(port=self.ports[index], socket_timeout=5)
 
+    def owner_of(self, slot: int) -> int:
+        """The index of the node that serves ``slot``, as the first node sees the cluster."""
+        for start, end, primary, *_replicas in self.node(0).execute_command("CLUSTER SLOTS"):
+            if int(start) <= slot <= int(end):
+                return self.ports.index(int(primary[1]))
+        raise LookupError(f"slot {slot} is not served")
+
+    def move_slot(self, slot: int, target: int) -> None:
+        """Migrate ``slot`` and its keys to node ``target``, as a resharding does, and tell every node."""
+        source = self.owner_of(slot)
+        if source == target:
+            return
+        ids = [self.node(index).execute_command("CLUSTER MYID").decode() for index in range(len(self.ports))]
+        self.node(target).execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", ids[source])
+        self.node(source).execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", ids[target])
+        while keys := self.node(source).execute_command("CLUSTER", "GETKEYSINSLOT", slot, 100):
+            self.node(source).execute_command("MIGRATE", "127.0.0.1", self.ports[target], "", 0, 5000, "KEYS", *keys)
+        for index in range(len(self.ports)):
+            self.node(index).execute_command("CLUSTER", "SETSLOT", slot, "NODE", ids[target])
+
     def stop(self) -> None:
         for process in self.processes:
             process.terminate()

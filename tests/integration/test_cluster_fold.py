@@ -15,6 +15,7 @@ from splitstream.registry import ExperimentRegistry
 from tests.integration.conftest import copy_definitions
 from tests.redis_cluster import LocalCluster
 from tests.service.collector.fold_workload import (
+    BATCH,
     LIMITS,
     CrashingFolder,
     contents,
@@ -55,3 +56,27 @@ async def test_the_steps_on_a_cluster_leave_what_one_call_leaves_on_one_redis(
     assert any(":pending:" in key for key in expected) and any(":users:" in key for key in expected)
     assert await contents(cluster_redis, keys) == expected
     assert _nodes_written(local_cluster, keys.prefix) == 3  # the keys are spread over every node
+
+
+async def test_the_steps_follow_slots_moved_to_other_nodes_between_batches(
+    redis: Redis, cluster_redis: RedisCluster, local_cluster: LocalCluster, common_settings: dict[str, str],
+) -> None:
+    keys = await _defined(redis, cluster_redis, common_settings["redis_prefix"])
+    events = workload(seed=12)
+    await fold_in_batches(StatisticsFolder(redis, keys, **LIMITS), events)
+    # The slots of the next batch's first users and of one experiment go to the next node, behind the client's back.
+    next_batch_users = sorted({event.user_id for event in events[2 * BATCH:3 * BATCH]})[:5]
+    moved = {cluster_redis.keyslot(keys.user_state(user)) for user in next_batch_users}
+    moved.add(cluster_redis.keyslot(keys.experiment("first")))
+    owners_before = {slot: local_cluster.owner_of(slot) for slot in moved}
+
+    async def reshard(number: int) -> None:
+        if number == 1:
+            for slot, owner in owners_before.items():
+                local_cluster.move_slot(slot, (owner + 1) % 3)
+
+    failed = await fold_in_batches(SteppedFolder(cluster_redis, keys, LIMITS), events, after_batch=reshard)
+
+    assert all(local_cluster.owner_of(slot) != owner for slot, owner in owners_before.items())
+    assert failed >= 1  # a step met a node that no longer serves a slot, and the batch was folded again
+    assert await contents(cluster_redis, keys) == await contents(redis, keys)

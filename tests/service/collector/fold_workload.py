@@ -109,9 +109,10 @@ def _without_record(value: bytes) -> list[bytes]:
 async def fold_in_batches(
     folder: StatisticsFolder | SteppedFolder, events: Sequence[Exposure | TrackEvent],
     after_batch: Callable[[int], Awaitable[None]] | None = None,
-) -> None:
+) -> int:
     """Fold ``events`` in batches of ``BATCH``, each failed batch again (as the consumer does, which committed none
-    of it); ``after_batch`` is told the number of each batch folded."""
+    of it); ``after_batch`` is told the number of each batch folded. Returns the number of failed attempts."""
+    failed = 0
     arrivals = [ARRIVED + index for index in range(len(events))]
     records = [RecordId(0, offset) for offset in range(len(events))]
     for number, start in enumerate(range(0, len(events), BATCH)):
@@ -124,10 +125,12 @@ async def fold_in_batches(
                     await folder.apply(events[start:end], arrivals[start:end], sources=records[start:end])
                     break
                 except (ConnectionError, RedisError):
+                    failed += 1
                     if attempt == 5:
                         raise
         if after_batch is not None:
             await after_batch(number)
+    return failed
 
 
 ARRIVED = int(time.time() * 1000)
