@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 from numpy.typing import NDArray
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 
 from splitstream.events import Exposure, TrackEvent
 from splitstream.experiment import Experiment, ExperimentStatus, Metric, MetricType, Variant
@@ -125,7 +126,9 @@ def _per_user_values(
     return totals if metric.cap is None else np.minimum(totals, metric.cap)
 
 
-async def stored_statistics(redis: Redis, keys: RedisKeys, experiment: Experiment) -> dict[str, VariantStatistics]:
+async def stored_statistics(
+    redis: Redis | RedisCluster, keys: RedisKeys, experiment: Experiment
+) -> dict[str, VariantStatistics]:
     """The variants' hashes as the fold left them, every field the expectation names (0 when never written)."""
     stored: dict[str, VariantStatistics] = {}
     for variant in experiment.variant_keys():

@@ -1,5 +1,6 @@
 """Every event counted exactly once by real consumer processes on the real broker and Redis: two consumers sharing a
 group's partitions, and a consumer killed with SIGKILL between folding a batch and committing it, then replaced.
+Each runs on a standalone Redis (one fold call per batch) and on a Redis Cluster of three nodes (the fold in steps).
 
 The expected statistics are computed from the published events with numpy (tests/integration/synthetic_traffic.py).
 """
@@ -13,14 +14,17 @@ from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 
 from services.collector.adapters.fold import read_stats
 from services.collector.config import CollectorSettings
 from splitstream.eventlog import EventLog, ensure_topics
 from splitstream.experiment import Experiment
 from splitstream.registry import ExperimentRegistry
+from tests.integration.conftest import copy_definitions
 from tests.integration.consumer_processes import ConsumerProcess, GroupView, eventually
 from tests.integration.synthetic_traffic import Event, expected_statistics, stored_statistics, the_experiment, traffic
+from tests.redis_cluster import LocalCluster
 
 pytestmark = pytest.mark.integration
 
@@ -28,10 +32,29 @@ PARTITIONS = 4
 PUBLISH_CHUNK = 5_000
 
 
+@dataclass(frozen=True)
+class Store:
+    """The Redis the consumers fold into: a client, and the URL the consumers are given."""
+
+    client: Redis | RedisCluster
+    url: str
+
+    @property
+    def clustered(self) -> bool:
+        return isinstance(self.client, RedisCluster)
+
+
+@pytest.fixture(params=["standalone", "cluster"])
+def store(request: pytest.FixtureRequest, redis: Redis, redis_url: str, cluster_redis: RedisCluster,
+          local_cluster: LocalCluster) -> Store:
+    return Store(redis, redis_url) if request.param == "standalone" else Store(cluster_redis, local_cluster.url)
+
+
 @pytest.fixture
-async def settings(common_settings: dict[str, str], unique: str) -> CollectorSettings:
+async def settings(common_settings: dict[str, str], unique: str, store: Store) -> CollectorSettings:
     created = CollectorSettings(
-        **common_settings, consumer_group=f"exactly-once-{unique}", consumer_metrics_port=0  # type: ignore[arg-type]
+        **{**common_settings, "redis_url": store.url}, consumer_group=f"exactly-once-{unique}",
+        consumer_metrics_port=0,  # type: ignore[arg-type]
     )
     await ensure_topics(
         created.kafka_bootstrap_servers, [created.events_topic, created.dead_letter_topic], partitions=PARTITIONS
@@ -40,9 +63,11 @@ async def settings(common_settings: dict[str, str], unique: str) -> CollectorSet
 
 
 @pytest.fixture
-async def experiment(redis: Redis, settings: CollectorSettings) -> Experiment:
+async def experiment(redis: Redis, store: Store, settings: CollectorSettings) -> Experiment:
     created = the_experiment()
     assert await ExperimentRegistry(redis, settings.redis_keys).create(created)
+    if isinstance(store.client, RedisCluster):
+        await copy_definitions(redis, store.client, settings.redis_prefix)
     return created
 
 
@@ -61,8 +86,9 @@ async def publish(settings: CollectorSettings, records: list[Event]) -> None:
 
 
 async def test_two_consumer_processes_split_the_partitions_and_count_every_event_once(
-    settings: CollectorSettings, redis: Redis, experiment: Experiment, tmp_path: Path
+    settings: CollectorSettings, store: Store, experiment: Experiment, tmp_path: Path
 ) -> None:
+    redis = store.client
     records = traffic(2_000, seed=1, id_prefix=settings.redis_prefix)
     consumers: list[ConsumerProcess] = []
     try:
@@ -109,7 +135,7 @@ class Crash:
 
 
 async def crash_between_fold_and_commit(
-    consumer: ConsumerProcess, redis: Redis, settings: CollectorSettings, group: GroupView, total: int
+    consumer: ConsumerProcess, redis: Redis | RedisCluster, settings: CollectorSettings, group: GroupView, total: int
 ) -> Crash:
     """SIGKILL ``consumer`` at a moment when a batch is in Redis but its offsets are not committed.
 
@@ -138,7 +164,9 @@ async def crash_between_fold_and_commit(
         last_seen = applied
 
 
-async def _settled(redis: Redis, settings: CollectorSettings, group: GroupView) -> tuple[int, dict[int, int]]:
+async def _settled(
+    redis: Redis | RedisCluster, settings: CollectorSettings, group: GroupView
+) -> tuple[int, dict[int, int]]:
     """Events applied and offsets committed, read until two readings 100 ms apart agree."""
     previous: tuple[int, dict[int, int]] | None = None
     deadline = time.monotonic() + 5
@@ -152,8 +180,9 @@ async def _settled(redis: Redis, settings: CollectorSettings, group: GroupView) 
 
 
 async def test_a_consumer_killed_between_fold_and_commit_and_replaced_counts_every_event_once(
-    settings: CollectorSettings, redis: Redis, experiment: Experiment, tmp_path: Path
+    settings: CollectorSettings, store: Store, experiment: Experiment, tmp_path: Path
 ) -> None:
+    redis = store.client
     records = traffic(11_400, seed=2, id_prefix=settings.redis_prefix)
     began = time.monotonic()
     await publish(settings, records)
@@ -183,12 +212,18 @@ async def test_a_consumer_killed_between_fold_and_commit_and_replaced_counts_eve
           f"caught up in {caught_up_in:.1f}s, applied {replacement_applied:.0f}, skipped {replacement_duplicates:.0f} "
           f"duplicates; counters {stats}")
     assert 0 < sum(crash.committed.values()) <= crash.applied < len(records)
+    assert await stored_statistics(redis, settings.redis_keys, experiment) == expected_statistics(records, experiment)
+    assert (stats["orphan_exposures"], stats["overflow"], stats["poison"]) == (0, 0, 0)
+    # Every delivery is counted once, as applied or as a duplicate: each record once, and the records folded but not
+    # committed twice.
+    assert stats["applied"] + stats["duplicates"] == len(records) + crash.applied_not_committed
+    if store.clustered:
+        # The kill may cut the next batch between its steps, after some of its dedup marks were written: those events
+        # then come back as duplicates never counted as applied (the counters are added up after the steps).
+        assert stats["duplicates"] >= crash.applied_not_committed
+        return
     # Exactly the records folded but not committed come back, and the seen marks skip each of them.
     assert stats["duplicates"] == crash.applied_not_committed
     assert replacement_duplicates == crash.applied_not_committed
     assert replacement_applied == len(records) - crash.applied
-    assert stats == {
-        "applied": len(records), "duplicates": crash.applied_not_committed, "orphan_exposures": 0, "overflow": 0,
-        "poison": 0,
-    }
-    assert await stored_statistics(redis, settings.redis_keys, experiment) == expected_statistics(records, experiment)
+    assert stats["applied"] == len(records)
