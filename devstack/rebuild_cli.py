@@ -10,9 +10,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from services.collector.adapters.fold import UnsupportedRedis, open_fold_redis
 from services.collector.config import CollectorSettings
 from services.collector.rebuild import Rebuild, RebuildFailed, RebuildRefused, RebuildReport
-from splitstream.redis_client import open_redis
 
 console = Console()
 
@@ -26,7 +26,7 @@ async def _run(settings: CollectorSettings, rebuild_options: dict[str, bool], pr
             tasks.append(progress.add_task("replaying the events topic", total=total))
         progress.update(tasks[0], completed=replayed, total=total)
 
-    redis = open_redis(settings.redis_url)
+    redis = await open_fold_redis(settings.redis_url)
     try:
         return await Rebuild(settings, redis, **rebuild_options).run(advance)
     finally:
@@ -77,8 +77,8 @@ def rebuild_command(
     try:
         with Progress(*columns, console=console) as progress:
             report = asyncio.run(_run(settings, options, progress))
-    except (RebuildRefused, RebuildFailed) as error:
-        console.print(f"[red]rebuild {'refused' if isinstance(error, RebuildRefused) else 'failed'}:[/red] {error}")
+    except (RebuildRefused, RebuildFailed, UnsupportedRedis) as error:
+        console.print(f"[red]rebuild {'failed' if isinstance(error, RebuildFailed) else 'refused'}:[/red] {error}")
         raise typer.Exit(1) from error
     if report.definitions_changed:
         changed = "; ".join(f"{key}: {', '.join(fields)}" for key, fields in report.definitions_changed.items())

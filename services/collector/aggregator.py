@@ -74,12 +74,12 @@ class BatchFolder(Protocol[CallT]):
     ) -> FoldOutcome: ...
 
 
-def batch_folder(settings: CollectorSettings, redis: Redis | RedisCluster) -> BatchFolder[Any]:
-    """The fold a consumer of ``redis`` runs: one atomic call per batch, or the steps on a cluster, whose slots no
+def batch_folder(settings: CollectorSettings, redis: Redis | RedisCluster, keys: RedisKeys) -> BatchFolder[Any]:
+    """The fold of ``redis`` under ``keys``: one atomic call per batch, or the steps on a cluster, whose slots no
     one call can span."""
     if isinstance(redis, RedisCluster):
-        return SteppedFolder(redis, settings.redis_keys, fold_limits(settings))
-    return statistics_folder(settings, redis, settings.redis_keys)
+        return SteppedFolder(redis, keys, fold_limits(settings))
+    return statistics_folder(settings, redis, keys)
 
 
 class PartitionView(Protocol):
@@ -119,7 +119,7 @@ class Aggregator:
     ) -> None:
         """Without ``dead_letters``, :meth:`run_until_stopped` writes them with its own :class:`DeadLetterProducer`."""
         self._settings = settings
-        self._folder = batch_folder(settings, redis)
+        self._folder = batch_folder(settings, redis, settings.redis_keys)
         self._dead_letters = dead_letters
         self._poll_timeout_ms = poll_timeout_ms
         self._retry_seconds = retry_seconds

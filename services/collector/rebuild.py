@@ -53,9 +53,10 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 
-from services.collector.adapters.fold import StatisticsFolder, check_redis_server
-from services.collector.aggregator import statistics_folder
+from services.collector.adapters.fold import check_redis_server
+from services.collector.aggregator import BatchFolder, batch_folder
 from services.collector.config import CollectorSettings
 from services.collector.decoding import EventRecord, decode_records
 from services.collector.rebuild_state import (
@@ -119,8 +120,8 @@ class _Tally:
 
 class Rebuild:
     def __init__(
-        self, settings: CollectorSettings, redis: Redis, *, force: bool = False, with_current_definitions: bool = False,
-        poll_timeout_ms: int = 500, stall_seconds: float = 60.0,
+        self, settings: CollectorSettings, redis: Redis | RedisCluster, *, force: bool = False,
+        with_current_definitions: bool = False, poll_timeout_ms: int = 500, stall_seconds: float = 60.0,
     ) -> None:
         self._settings = settings
         self._redis = redis
@@ -133,7 +134,8 @@ class Rebuild:
 
     async def run(self, progress: Progress | None = None) -> RebuildReport:
         began = time.monotonic()
-        await check_redis_server(self._redis)  # the replay folds with the same script as the consumer
+        if isinstance(self._redis, Redis):  # a cluster client is opened only after the same check
+            await check_redis_server(self._redis)  # the replay folds with the same script as the consumer
         await self._refuse_while_consumers_run()
         changed = await definitions_changed_since_creation(self._redis, self._live)
         if changed and not self._with_current_definitions:
@@ -221,7 +223,7 @@ class Rebuild:
         self, consumer: AIOKafkaConsumer, beginnings: Mapping[TopicPartition, int], mark: Mapping[TopicPartition, int],
         progress: Progress | None,
     ) -> _Tally:
-        folder = statistics_folder(self._settings, self._redis, self._staging)
+        folder = batch_folder(self._settings, self._redis, self._staging)
         consumer.assign(list(mark))
         for partition, offset in beginnings.items():
             consumer.seek(partition, offset)
@@ -257,9 +259,11 @@ class Rebuild:
         return tally
 
     @staticmethod
-    async def _fold(folder: StatisticsFolder, records: Sequence[EventRecord], tally: _Tally) -> None:
+    async def _fold(folder: BatchFolder[Any], records: Sequence[EventRecord], tally: _Tally) -> None:
         batch = decode_records(records)
-        outcome = await folder.apply(batch.events, batch.arrivals_ms, poison=len(batch.dead_letters))
+        outcome = await folder.apply(
+            batch.events, batch.arrivals_ms, poison=len(batch.dead_letters), sources=batch.sources
+        )
         tally.applied += outcome.applied
         tally.duplicates += outcome.duplicates
         tally.orphan_exposures += outcome.orphan_exposures

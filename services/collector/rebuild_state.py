@@ -26,8 +26,11 @@ from typing import Any, Final
 
 import orjson
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 
 from splitstream.keys import RedisKeys
+
+AnyRedis = Redis | RedisCluster
 
 STAGING_SUFFIX: Final = "-rebuild"
 CHUNK: Final = 1000
@@ -75,7 +78,7 @@ def _glob_escape(text: str) -> str:
     return re.sub(r"([*?\[\]\\])", r"\\\1", text)
 
 
-async def scan_prefix(redis: Redis, keys: RedisKeys, pattern: str = "*") -> AsyncIterator[str]:
+async def scan_prefix(redis: AnyRedis, keys: RedisKeys, pattern: str = "*") -> AsyncIterator[str]:
     async for raw in redis.scan_iter(match=f"{_glob_escape(keys.prefix)}:{pattern}", count=SCAN_COUNT):
         yield _text(raw)
 
@@ -88,7 +91,7 @@ def _chunks(items: Sequence[str]) -> Iterable[Sequence[str]]:
     return (items[start:start + CHUNK] for start in range(0, len(items), CHUNK))
 
 
-async def delete_all(redis: Redis, names: Iterable[str]) -> int:
+async def delete_all(redis: AnyRedis, names: Iterable[str]) -> int:
     """UNLINK (memory freed off the main thread) ``names`` in chunks; how many existed."""
     removed = 0
     for chunk in _chunks(sorted(set(names))):
@@ -96,24 +99,54 @@ async def delete_all(redis: Redis, names: Iterable[str]) -> int:
     return removed
 
 
-async def clear_prefix(redis: Redis, keys: RedisKeys) -> int:
+async def clear_prefix(redis: AnyRedis, keys: RedisKeys) -> int:
     return await delete_all(redis, [name async for name in scan_prefix(redis, keys)])
 
 
-async def copy_definitions(redis: Redis, live: RedisKeys, staging: RedisKeys) -> set[str]:
+def _across_slots(redis: AnyRedis, source: str, target: str) -> bool:
+    """Whether a cluster keeps ``source`` and ``target`` in different slots, which COPY and RENAME cannot span (the
+    untagged keys: ``experiments``, ``event-metrics:*``, ``stats:*``)."""
+    return isinstance(redis, RedisCluster) and redis.keyslot(source) != redis.keyslot(target)
+
+
+async def _relocate(redis: AnyRedis, pairs: Sequence[tuple[str, str]], *, keep_source: bool) -> list[bool]:
+    """COPY (``keep_source``) or RENAME each (source, target) pair, with DUMP and RESTORE across a cluster's slots;
+    whether each source existed."""
+    done: dict[int, bool] = {}
+    within = [(at, pair) for at, pair in enumerate(pairs) if not _across_slots(redis, *pair)]
+    for start in range(0, len(within), CHUNK):
+        chunk = within[start:start + CHUNK]
+        async with redis.pipeline(transaction=False) as pipe:
+            for _, (source, target) in chunk:
+                # As raw commands: redis-py's cluster pipeline blocks its rename and copy methods, though both keys
+                # are in one slot here.
+                if keep_source:
+                    pipe.execute_command("COPY", source, target, "REPLACE")
+                else:
+                    pipe.execute_command("RENAME", source, target)
+            results = await pipe.execute()
+        for (at, _), result in zip(chunk, results, strict=True):
+            done[at] = bool(result)
+    for at, (source, target) in enumerate(pairs):
+        if at in done:
+            continue
+        value, ttl_ms = await redis.dump(source), await redis.pttl(source)
+        done[at] = value is not None
+        if value is not None:
+            await redis.restore(target, max(int(ttl_ms), 0), value, replace=True)
+            if not keep_source:
+                await redis.unlink(source)
+    return [done[at] for at in range(len(pairs))]
+
+
+async def copy_definitions(redis: AnyRedis, live: RedisKeys, staging: RedisKeys) -> set[str]:
     """COPY the definition keys the fold reads from ``live`` to ``staging``; the staging names written."""
     experiments = sorted(_text(raw) for raw in await redis.smembers(live.experiments))
     indexes = [name async for name in scan_prefix(redis, live, "event-metrics:*")]
     sources = [live.experiments, *(live.experiment(key) for key in experiments), *indexes]
-    copied: set[str] = set()
-    for chunk in _chunks(sources):
-        async with redis.pipeline(transaction=False) as pipe:
-            targets = [staging.prefix + name[len(live.prefix):] for name in chunk]
-            for source, target in zip(chunk, targets, strict=True):
-                pipe.copy(source, target, replace=True)
-            results = await pipe.execute()
-        copied.update(target for target, done in zip(targets, results, strict=True) if done)
-    return copied
+    pairs = [(source, staging.prefix + source[len(live.prefix):]) for source in sources]
+    copied = await _relocate(redis, pairs, keep_source=True)
+    return {target for (_, target), done in zip(pairs, copied, strict=True) if done}
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +161,7 @@ class UnknownStagingKeys(RuntimeError):
     """The replay wrote keys of a family the rebuild does not know: swapping would leave their live copies stale."""
 
 
-async def swap_in(redis: Redis, live: RedisKeys, staging: RedisKeys, copied: set[str]) -> SwapOutcome:
+async def swap_in(redis: AnyRedis, live: RedisKeys, staging: RedisKeys, copied: set[str]) -> SwapOutcome:
     """Replace the live derived keys by the staging ones, then drop the staging definition copies.
 
     Each staging key is RENAMEd over its live name (atomic per key: a reader sees the old or the new value, never
@@ -155,16 +188,11 @@ async def swap_in(redis: Redis, live: RedisKeys, staging: RedisKeys, copied: set
         )
     live_derived = {name async for name in scan_prefix(redis, live) if derived_family(name, live) is not None}
     renamed: dict[str, int] = {}
-    recreated: set[str] = set()
-    for start in range(0, len(fold_output), CHUNK):
-        chunk = fold_output[start:start + CHUNK]
-        async with redis.pipeline(transaction=False) as pipe:
-            for name, family in chunk:
-                target = live.prefix + name[len(staging.prefix):]
-                pipe.rename(name, target)
-                recreated.add(target)
-                renamed[family] = renamed.get(family, 0) + 1
-            await pipe.execute()
+    pairs = [(name, live.prefix + name[len(staging.prefix):]) for name, _ in fold_output]
+    await _relocate(redis, pairs, keep_source=False)
+    recreated = {target for _, target in pairs}
+    for _, family in fold_output:
+        renamed[family] = renamed.get(family, 0) + 1
     deleted = await delete_all(redis, live_derived - recreated)
     await delete_all(redis, copied)
     return SwapOutcome(renamed=renamed, deleted=deleted)
@@ -207,7 +235,7 @@ def fold_relevant_changes(history: Sequence[bytes | str]) -> list[str]:
     return sorted(changed)
 
 
-async def definitions_changed_since_creation(redis: Redis, keys: RedisKeys) -> dict[str, list[str]]:
+async def definitions_changed_since_creation(redis: AnyRedis, keys: RedisKeys) -> dict[str, list[str]]:
     """Experiment -> the fold-relevant fields changed since it was created. The replay folds every event with
     today's definitions, whereas the live fold used the definition of its moment: for these experiments (a new
     phase, a metric added or re-pointed, segments changed...) the rebuilt statistics would differ from the live

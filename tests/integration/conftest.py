@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 
 import pytest
 from redis.asyncio import Redis
@@ -28,7 +29,7 @@ async def cluster_redis(local_cluster: LocalCluster, common_settings: dict[str, 
     await client.aclose()
 
 
-async def copy_definitions(source: Redis, target: RedisCluster, prefix: str) -> int:
+async def copy_to_cluster(source: Redis, target: RedisCluster, prefix: str) -> int:
     """Copy every key under ``prefix`` (experiment definitions and the metric index the registry wrote to the
     standalone Redis) to the cluster; the registry writes in MULTI transactions that span slots, which a cluster
     refuses. Returns the number of keys copied."""
@@ -37,3 +38,22 @@ async def copy_definitions(source: Redis, target: RedisCluster, prefix: str) -> 
         await target.restore(key, 0, await source.dump(key), replace=True)
         copied += 1
     return copied
+
+
+@dataclass(frozen=True)
+class Store:
+    """The Redis the consumers fold into: a client, and the URL the consumers are given."""
+
+    client: Redis | RedisCluster
+    url: str
+
+    @property
+    def clustered(self) -> bool:
+        return isinstance(self.client, RedisCluster)
+
+
+@pytest.fixture(params=["standalone", "cluster"])
+def store(request: pytest.FixtureRequest, redis: Redis, redis_url: str, cluster_redis: RedisCluster,
+          local_cluster: LocalCluster) -> Store:
+    """A test that takes it runs twice: on the stack's standalone Redis, and on the local cluster."""
+    return Store(redis, redis_url) if request.param == "standalone" else Store(cluster_redis, local_cluster.url)

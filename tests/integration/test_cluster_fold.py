@@ -12,7 +12,7 @@ from services.collector.adapters.fold import FoldMode, StatisticsFolder
 from services.collector.adapters.fold_steps import SteppedFolder
 from splitstream.keys import RedisKeys
 from splitstream.registry import ExperimentRegistry
-from tests.integration.conftest import copy_definitions
+from tests.integration.conftest import copy_to_cluster
 from tests.redis_cluster import LocalCluster
 from tests.service.collector.fold_workload import (
     BATCH,
@@ -31,7 +31,7 @@ async def _defined(redis: Redis, cluster: RedisCluster, prefix: str) -> RedisKey
     keys = RedisKeys(prefix)
     for experiment in experiments():
         assert await ExperimentRegistry(redis, keys).create(experiment)
-    assert await copy_definitions(redis, cluster, prefix) > 0
+    assert await copy_to_cluster(redis, cluster, prefix) > 0
     return keys
 
 

@@ -21,33 +21,14 @@ from services.collector.config import CollectorSettings
 from splitstream.eventlog import EventLog, ensure_topics
 from splitstream.experiment import Experiment
 from splitstream.registry import ExperimentRegistry
-from tests.integration.conftest import copy_definitions
+from tests.integration.conftest import Store, copy_to_cluster
 from tests.integration.consumer_processes import ConsumerProcess, GroupView, eventually
 from tests.integration.synthetic_traffic import Event, expected_statistics, stored_statistics, the_experiment, traffic
-from tests.redis_cluster import LocalCluster
 
 pytestmark = pytest.mark.integration
 
 PARTITIONS = 4
 PUBLISH_CHUNK = 5_000
-
-
-@dataclass(frozen=True)
-class Store:
-    """The Redis the consumers fold into: a client, and the URL the consumers are given."""
-
-    client: Redis | RedisCluster
-    url: str
-
-    @property
-    def clustered(self) -> bool:
-        return isinstance(self.client, RedisCluster)
-
-
-@pytest.fixture(params=["standalone", "cluster"])
-def store(request: pytest.FixtureRequest, redis: Redis, redis_url: str, cluster_redis: RedisCluster,
-          local_cluster: LocalCluster) -> Store:
-    return Store(redis, redis_url) if request.param == "standalone" else Store(cluster_redis, local_cluster.url)
 
 
 @pytest.fixture
@@ -67,7 +48,7 @@ async def experiment(redis: Redis, store: Store, settings: CollectorSettings) ->
     created = the_experiment()
     assert await ExperimentRegistry(redis, settings.redis_keys).create(created)
     if isinstance(store.client, RedisCluster):
-        await copy_definitions(redis, store.client, settings.redis_prefix)
+        await copy_to_cluster(redis, store.client, settings.redis_prefix)
     return created
 
 

@@ -24,6 +24,7 @@ import pytest
 from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 
 from services.collector.adapters.fold import read_stats
 from services.collector.aggregator import Aggregator
@@ -35,6 +36,7 @@ from splitstream.events import Exposure, TrackEvent
 from splitstream.experiment import Experiment, ExperimentStatus, Metric, MetricType, Variant
 from splitstream.keys import USER_RECORD_SEPARATOR, user_place
 from splitstream.registry import ExperimentRegistry
+from tests.integration.conftest import Store, copy_to_cluster
 from tests.integration.consumer_processes import GroupView, eventually
 
 pytestmark = pytest.mark.integration
@@ -138,7 +140,7 @@ def _text(raw: bytes | str) -> str:
     return raw.decode() if isinstance(raw, bytes) else raw
 
 
-async def everything_under(redis: Redis, prefix: str) -> Snapshot:
+async def everything_under(redis: Redis | RedisCluster, prefix: str) -> Snapshot:
     """Every key under ``prefix``: its type, its whole value, and whether it expires."""
     snapshot: Snapshot = {}
     async for raw in redis.scan_iter(match=f"{prefix}:*", count=1000):
@@ -175,7 +177,7 @@ async def group_members(settings: CollectorSettings) -> int:
     return len(description["groups"][0]["members"])
 
 
-async def consume_everything(settings: CollectorSettings, redis: Redis, group: GroupView) -> None:
+async def consume_everything(settings: CollectorSettings, redis: Redis | RedisCluster, group: GroupView) -> None:
     """An in-process aggregator on the group until the group has committed every record, then stopped."""
     aggregator = Aggregator(settings, redis, poll_timeout_ms=100)
     running = asyncio.create_task(aggregator.run_until_stopped())
@@ -197,16 +199,18 @@ async def _settings(common_settings: dict[str, str], unique: str, partitions: in
 
 
 @pytest.fixture
-async def staging_cleared(redis: Redis, common_settings: dict[str, str]) -> AsyncIterator[None]:
+async def staging_cleared(redis: Redis, cluster_redis: RedisCluster, common_settings: dict[str, str],
+                          ) -> AsyncIterator[None]:
     """Afterwards, nothing is left under the staging prefix (also when a test failed half-way)."""
     yield
     prefix = staging_keys(CollectorSettings(**common_settings).redis_keys).prefix  # type: ignore[arg-type]
-    stale = [key async for key in redis.scan_iter(match=f"{prefix}:*")]
-    if stale:
-        await redis.delete(*stale)
+    for client in (redis, cluster_redis):
+        stale = [key async for key in client.scan_iter(match=f"{prefix}:*")]
+        if stale:
+            await client.delete(*stale)
 
 
-async def add_records_no_replay_can_make(redis: Redis, settings: CollectorSettings) -> None:
+async def add_records_no_replay_can_make(redis: Redis | RedisCluster, settings: CollectorSettings) -> None:
     """Keys the rebuild must keep as they are: the audit trail, the analyzer's looks and snapshots, a sticky
     assignment, a layer."""
     keys = settings.redis_keys
@@ -217,7 +221,7 @@ async def add_records_no_replay_can_make(redis: Redis, settings: CollectorSettin
     await redis.hset(keys.layers, "checkout", orjson.dumps({"key": "checkout"}))
 
 
-async def damage(redis: Redis, settings: CollectorSettings, records: list[Event]) -> None:
+async def damage(redis: Redis | RedisCluster, settings: CollectorSettings, records: list[Event]) -> None:
     """What a rebuild is for: a lost hash, a wrong user, keys that should not be there, a counter gone astray."""
     keys = settings.redis_keys
     exposed = next(record for record in records if isinstance(record, Exposure) and record.experiment == EXPERIMENT)
@@ -236,27 +240,30 @@ async def damage(redis: Redis, settings: CollectorSettings, records: list[Event]
     ids=["one-partition-fractional-values", "four-partitions-whole-values"],
 )
 async def test_rebuild_reproduces_the_statistics_exactly(
-    common_settings: dict[str, str], unique: str, redis: Redis, staging_cleared: None, partitions: int,
-    fractional: bool,
+    common_settings: dict[str, str], unique: str, store: Store, redis: Redis, staging_cleared: None,
+    partitions: int, fractional: bool,
 ) -> None:
-    settings = await _settings(common_settings, unique, partitions)
+    settings = await _settings({**common_settings, "redis_url": store.url}, unique, partitions)
     assert await ExperimentRegistry(redis, settings.redis_keys).create(the_experiment())
-    await add_records_no_replay_can_make(redis, settings)
+    client = store.client
+    if isinstance(client, RedisCluster):
+        await copy_to_cluster(redis, client, settings.redis_prefix)
+    await add_records_no_replay_can_make(client, settings)
     records = traffic(300, seed=partitions, id_prefix=settings.redis_prefix, fractional=fractional)
     await publish(settings, records, with_undecodable=True)
     prefix = settings.redis_prefix
 
     async with GroupView(settings.kafka_bootstrap_servers, settings.events_topic, settings.consumer_group,
                          partitions) as group:
-        await consume_everything(settings, redis, group)
-        live = await everything_under(redis, prefix)
+        await consume_everything(settings, client, group)
+        live = await everything_under(client, prefix)
         ends = await group.end_offsets()
-        await damage(redis, settings, records)
+        await damage(client, settings, records)
         await eventually(lambda: _no_members(settings), "the stopped aggregator left the group", within=15)
 
-        report = await Rebuild(settings, redis).run()
+        report = await Rebuild(settings, client).run()
 
-        rebuilt = await everything_under(redis, prefix)
+        rebuilt = await everything_under(client, prefix)
         committed = await group.committed()
 
     distinct = len({record.event_id for record in records})
@@ -282,16 +289,16 @@ async def test_rebuild_reproduces_the_statistics_exactly(
     }
     assert len(not_derived) == 9 and not_derived <= live.keys()
     assert report.keys_swapped == len(live.keys() - not_derived)
-    assert not [key async for key in redis.scan_iter(match=f"{staging_keys(settings.redis_keys).prefix}:*")]
+    assert not [key async for key in client.scan_iter(match=f"{staging_keys(settings.redis_keys).prefix}:*")]
 
     # Restarted consumers go on right after the replayed records: the next ones count once, nothing twice.
     later = traffic(5, seed=99, id_prefix=f"{prefix}-later", fractional=fractional)
     await publish(settings, later)
     async with GroupView(settings.kafka_bootstrap_servers, settings.events_topic, settings.consumer_group,
                          partitions) as group:
-        await consume_everything(settings, redis, group)
+        await consume_everything(settings, client, group)
     later_distinct = len({record.event_id for record in later})
-    assert await read_stats(redis, settings.redis_keys) == {
+    assert await read_stats(client, settings.redis_keys) == {
         "applied": distinct + later_distinct, "duplicates": len(records) - distinct + len(later) - later_distinct,
         "orphan_exposures": 2, "overflow": 0, "poison": len(UNDECODABLE),
     }
