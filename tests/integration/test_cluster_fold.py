@@ -1,14 +1,17 @@
 """On a real Redis Cluster of three primaries, the fold in steps (one call per node for the users' states, one per
 experiment on the node of its slot) leaves exactly what the one-call fold leaves on a standalone Redis: with no
-crash, with a crash between steps, and with slots moved to another node between batches."""
+crash, with a crash between steps, with slots moved to another node between batches, and after nodes lost their
+scripts."""
 
 from __future__ import annotations
+
+import hashlib
 
 import pytest
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
-from services.collector.adapters.fold import FoldMode, StatisticsFolder
+from services.collector.adapters.fold import FOLD_SCRIPT, FoldMode, StatisticsFolder
 from services.collector.adapters.fold_steps import SteppedFolder
 from splitstream.keys import RedisKeys
 from splitstream.registry import ExperimentRegistry
@@ -25,6 +28,7 @@ from tests.service.collector.fold_workload import (
 )
 
 pytestmark = pytest.mark.integration
+FOLD_SHA = hashlib.sha1(FOLD_SCRIPT.encode()).hexdigest()
 
 
 async def _defined(redis: Redis, cluster: RedisCluster, prefix: str) -> RedisKeys:
@@ -58,7 +62,7 @@ async def test_the_steps_on_a_cluster_leave_what_one_call_leaves_on_one_redis(
     assert _nodes_written(local_cluster, keys.prefix) == 3  # the keys are spread over every node
 
 
-async def test_the_steps_follow_slots_moved_to_other_nodes_between_batches(
+async def test_the_steps_follow_slots_moved_to_other_nodes_and_nodes_that_lost_the_script(
     redis: Redis, cluster_redis: RedisCluster, local_cluster: LocalCluster, common_settings: dict[str, str],
 ) -> None:
     keys = await _defined(redis, cluster_redis, common_settings["redis_prefix"])
@@ -74,9 +78,13 @@ async def test_the_steps_follow_slots_moved_to_other_nodes_between_batches(
         if number == 1:
             for slot, owner in owners_before.items():
                 local_cluster.move_slot(slot, (owner + 1) % 3)
+        if number == 3:  # as a restarted node has no scripts
+            for index in range(3):
+                local_cluster.node(index).script_flush()
 
     failed = await fold_in_batches(SteppedFolder(cluster_redis, keys, LIMITS), events, after_batch=reshard)
 
     assert all(local_cluster.owner_of(slot) != owner for slot, owner in owners_before.items())
     assert failed >= 1  # a step met a node that no longer serves a slot, and the batch was folded again
+    assert all(local_cluster.node(index).script_exists(FOLD_SHA) == [True] for index in range(3))  # loaded again
     assert await contents(cluster_redis, keys) == await contents(redis, keys)
