@@ -2,7 +2,8 @@
 
 Exactly-once in effect: offsets are committed only after a batch is applied (one fold call is in flight while
 the next batch is fetched and decoded), so a crash in between redelivers it, and the fold script skips events it
-has already applied (their dedup marks), so redelivery adds nothing.
+has already applied (their dedup marks), so redelivery adds nothing. On Redis Cluster a batch is folded in steps
+(``adapters/fold_steps.py``), each of which a redelivery repeats without effect.
 
 Records that are not valid events go to the dead-letter topic, acknowledged before the batch's offsets are
 committed, so none is lost; a redelivered batch may set the same record aside twice (at-least-once there).
@@ -135,7 +136,7 @@ class Aggregator:
         return self._stopping.is_set()
 
     async def process_batch(self, records: Sequence[EventRecord]) -> FoldOutcome:
-        """Set aside the undecodable ``records`` on the dead-letter topic, then fold the others atomically."""
+        """Set aside the undecodable ``records`` on the dead-letter topic, then fold the others."""
         batch = decode_records(records)
         await self._set_aside(batch.dead_letters)
         return await self._fold(batch)
