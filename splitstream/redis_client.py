@@ -12,7 +12,11 @@ from typing import Any
 
 import hiredis
 from redis.asyncio import ConnectionPool, Redis
+from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.connection import Connection
+
+AnyRedis = Redis | RedisCluster
+"""A client of a standalone Redis or of a Redis Cluster (the consumer and rebuild work with either)."""
 
 
 class HiredisPackedConnection(Connection):

@@ -33,6 +33,7 @@ from services.collector.metrics import CONSUMER_EVENTS, CONSUMER_LAG
 from splitstream.errors import DependencyUnavailable
 from splitstream.eventlog import Connectable
 from splitstream.keys import RedisKeys
+from splitstream.redis_client import AnyRedis
 
 log = structlog.get_logger(__name__)
 
@@ -75,7 +76,7 @@ class BatchFolder(Protocol[CallT]):
     ) -> FoldOutcome: ...
 
 
-def batch_folder(settings: CollectorSettings, redis: Redis | RedisCluster, keys: RedisKeys) -> BatchFolder[Any]:
+def batch_folder(settings: CollectorSettings, redis: AnyRedis, keys: RedisKeys) -> BatchFolder[Any]:
     """The fold of ``redis`` under ``keys``: one atomic call per batch, or the steps on a cluster, whose slots no
     one call can span."""
     if isinstance(redis, RedisCluster):
@@ -115,7 +116,7 @@ class _InFlight:
 
 class Aggregator:
     def __init__(
-        self, settings: CollectorSettings, redis: Redis | RedisCluster, *, dead_letters: DeadLetterSink | None = None,
+        self, settings: CollectorSettings, redis: AnyRedis, *, dead_letters: DeadLetterSink | None = None,
         poll_timeout_ms: int = 250, retry_seconds: float = 1.0,
     ) -> None:
         """Without ``dead_letters``, :meth:`run_until_stopped` writes them with its own :class:`DeadLetterProducer`."""

@@ -11,7 +11,6 @@ import signal
 from collections.abc import Callable
 
 import structlog
-from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisError
 
@@ -20,6 +19,7 @@ from services.collector.aggregator import Aggregator
 from services.collector.config import CollectorSettings
 from services.collector.metrics import serve_metrics
 from splitstream.heap import freeze_startup_heap
+from splitstream.redis_client import AnyRedis
 
 log = structlog.get_logger(__name__)
 
@@ -37,7 +37,7 @@ def _serve_metrics(settings: CollectorSettings) -> Callable[[], None] | None:
     return stop
 
 
-async def _redis_client(settings: CollectorSettings) -> Redis | RedisCluster:
+async def _redis_client(settings: CollectorSettings) -> AnyRedis:
     """A client of the settings' Redis, standalone or cluster as the server says, once it answers; raises
     :class:`~services.collector.adapters.fold.UnsupportedRedis` for a server the fold cannot use."""
     while True:

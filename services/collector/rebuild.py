@@ -53,7 +53,6 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from redis.asyncio import Redis
-from redis.asyncio.cluster import RedisCluster
 
 from services.collector.adapters.fold import check_redis_server
 from services.collector.aggregator import BatchFolder, batch_folder
@@ -66,6 +65,7 @@ from services.collector.rebuild_state import (
     staging_keys,
     swap_in,
 )
+from splitstream.redis_client import AnyRedis
 
 Progress = Callable[[int, int], None]
 """Called with (records replayed, records up to the mark) after each batch."""
@@ -120,7 +120,7 @@ class _Tally:
 
 class Rebuild:
     def __init__(
-        self, settings: CollectorSettings, redis: Redis | RedisCluster, *, force: bool = False,
+        self, settings: CollectorSettings, redis: AnyRedis, *, force: bool = False,
         with_current_definitions: bool = False, poll_timeout_ms: int = 500, stall_seconds: float = 60.0,
     ) -> None:
         self._settings = settings

@@ -25,12 +25,10 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 import orjson
-from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
 from splitstream.keys import RedisKeys
-
-AnyRedis = Redis | RedisCluster
+from splitstream.redis_client import AnyRedis
 
 STAGING_SUFFIX: Final = "-rebuild"
 CHUNK: Final = 1000

@@ -24,7 +24,7 @@ from services.collector.decoding import arrival_ms
 from splitstream.events import Exposure, TrackEvent
 from splitstream.experiment import MAX_CUPED_LOOKBACK_DAYS
 from splitstream.keys import RedisKeys, dedup_mark, stats_scope, user_place_bytes
-from splitstream.redis_client import open_redis
+from splitstream.redis_client import AnyRedis, open_redis
 
 FOLD_PARTS: Final = ("prelude", "definitions", "user_state", "targets", "statistics", "covariates", "apply")
 """The script's parts in ``fold_lua/``, in the order they are joined: each uses only what the ones before define."""
@@ -90,7 +90,7 @@ async def check_redis_server(redis: Redis) -> None:
         raise UnsupportedRedis(refusal)
 
 
-async def open_fold_redis(url: str) -> Redis | RedisCluster:
+async def open_fold_redis(url: str) -> AnyRedis:
     """A client of the Redis at ``url`` for the consumer: a cluster client when the server is a cluster node.
     Raises :class:`UnsupportedRedis` when the server is too old, RedisError or OSError when it does not answer."""
     probe = open_redis(url)
@@ -104,7 +104,7 @@ async def open_fold_redis(url: str) -> Redis | RedisCluster:
     return RedisCluster.from_url(url) if runs_cluster(info) else open_redis(url)
 
 
-async def read_stats(redis: Redis | RedisCluster, keys: RedisKeys) -> dict[str, int]:
+async def read_stats(redis: AnyRedis, keys: RedisKeys) -> dict[str, int]:
     # One GET each: the counters lie in different slots of a cluster, which one MGET cannot span.
     async with redis.pipeline(transaction=False) as pipe:
         for counter in STATS_COUNTERS:

@@ -25,7 +25,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
 from services.collector.adapters.fold import (
@@ -40,6 +39,7 @@ from services.collector.adapters.fold import (
 from services.collector.adapters.script_places import ClusterNodes, ScriptPlaces, SingleServer
 from splitstream.events import Exposure, TrackEvent
 from splitstream.keys import PHASE_SEPARATOR, RedisKeys
+from splitstream.redis_client import AnyRedis
 
 Event = Exposure | TrackEvent
 
@@ -82,7 +82,7 @@ class SteppedPending:
 
 
 class SteppedFolder:
-    def __init__(self, redis: Redis | RedisCluster, keys: RedisKeys, limits: FoldLimits) -> None:
+    def __init__(self, redis: AnyRedis, keys: RedisKeys, limits: FoldLimits) -> None:
         self._redis = redis
         self._keys = keys
         self._limits = limits
